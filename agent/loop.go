@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/oneshot-dev/oneshot/model"
+	"github.com/oneshot-dev/oneshot/run"
+)
+
+// execute runs the agent loop and returns the result message.
+func (rt *runtime) execute(ctx context.Context, task *Task) FromRuntime {
+	start := time.Now()
+	rt.emit(EventAgentStart, map[string]any{"runId": task.RunID, "model": task.Model})
+	rt.logf("agent started: model %s, %d tools", task.Model, len(task.Tools))
+
+	offered := make([]model.Tool, 0, len(task.Tools))
+	byWire := make(map[string]ToolSpec, len(task.Tools))
+	for _, t := range task.Tools {
+		offered = append(offered, model.Tool{Name: WireName(t.Name), Description: t.Description, Schema: t.Schema})
+		byWire[WireName(t.Name)] = t
+	}
+	msgs := []model.Message{{Role: model.RoleUser, Content: []model.Part{{Type: model.PartText, Text: task.Prompt}}}}
+
+	output, err := rt.loop(ctx, task, offered, byWire, msgs)
+	rt.emit(EventAgentEnd, map[string]any{"durationMs": time.Since(start).Milliseconds(), "error": errString(err)})
+	if err != nil {
+		rt.logf("agent failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+		return FromRuntime{Type: TypeResult, Error: err.Error(), Steps: rt.steps}
+	}
+	rt.logf("agent finished in %s", time.Since(start).Round(time.Millisecond))
+	return FromRuntime{Type: TypeResult, Output: output, Steps: rt.steps}
+}
+
+func (rt *runtime) loop(ctx context.Context, task *Task, offered []model.Tool, byWire map[string]ToolSpec, msgs []model.Message) (string, error) {
+	for turn := 1; ; turn++ {
+		if task.MaxTurns > 0 && turn > task.MaxTurns {
+			return "", fmt.Errorf("turn budget exhausted: no final answer after %d turns (maxTurns)", task.MaxTurns)
+		}
+		rt.emit(EventTurnStart, map[string]any{"turn": turn})
+		rt.logf("turn %d: calling %s", turn, task.Model)
+		rt.emit(EventMessageStart, map[string]any{"role": model.RoleAssistant})
+		resp, err := rt.callModel(ctx, model.Request{
+			Model:     task.Model,
+			System:    systemPrompt(task),
+			Messages:  msgs,
+			Tools:     offered,
+			MaxTokens: task.MaxTokens,
+		})
+		if err != nil {
+			return "", err
+		}
+		rt.emit(EventMessageEnd, map[string]any{"role": model.RoleAssistant, "content": resp.Content, "stopReason": resp.StopReason, "usage": resp.Usage})
+		msgs = append(msgs, model.Message{Role: model.RoleAssistant, Content: resp.Content})
+
+		var text strings.Builder
+		var calls []model.Part
+		for _, p := range resp.Content {
+			switch p.Type {
+			case model.PartText:
+				text.WriteString(p.Text)
+			case model.PartThinking:
+				rt.step(run.Step{Type: "thinking", Content: p.Text})
+			case model.PartToolCall:
+				calls = append(calls, p)
+			}
+		}
+		if text.Len() > 0 {
+			rt.step(run.Step{Type: "output", Content: text.String()})
+		}
+		if len(calls) == 0 {
+			rt.emit(EventTurnEnd, map[string]any{"turn": turn, "toolCalls": 0})
+			return text.String(), nil
+		}
+		results := make([]model.Part, 0, len(calls))
+		for _, call := range calls {
+			results = append(results, rt.callTool(ctx, call, byWire))
+		}
+		msgs = append(msgs, model.Message{Role: model.RoleUser, Content: results})
+		rt.emit(EventTurnEnd, map[string]any{"turn": turn, "toolCalls": len(calls)})
+	}
+}
+
+// callModel asks the worker to make a model call.
+func (rt *runtime) callModel(ctx context.Context, req model.Request) (*model.Response, error) {
+	resp, err := rt.request(ctx, FromRuntime{Type: TypeModelRequest, Request: &req})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("model call: %w", err)
+	case resp.Error != "":
+		return nil, fmt.Errorf("model call: %s", resp.Error)
+	case resp.Response == nil:
+		return nil, fmt.Errorf("model call: the worker sent no response")
+	}
+	return resp.Response, nil
+}
+
+// callTool runs one tool call, in the sandbox or through the worker, and
+// returns its result part. Tool errors go back to the model, not up.
+func (rt *runtime) callTool(ctx context.Context, call model.Part, byWire map[string]ToolSpec) model.Part {
+	start := time.Now()
+	spec, offered := byWire[call.ToolName]
+	name := spec.Name
+	if !offered {
+		name = call.ToolName
+	}
+	input := call.Input
+	if len(input) == 0 {
+		input = json.RawMessage("{}")
+	}
+	rt.emit(EventToolExecutionStart, map[string]any{"toolCallId": call.ToolCallID, "toolName": name, "args": input})
+	rt.step(run.Step{Type: "tool_call", ToolName: name, ToolInput: input})
+
+	var out string
+	var err error
+	switch {
+	case !offered:
+		err = fmt.Errorf("tool %q is not available in this run", call.ToolName)
+	case spec.Host:
+		out, err = rt.callHostTool(ctx, name, input)
+	default:
+		out, err = runSandboxTool(ctx, rt.workspace, name, input)
+	}
+	isError := err != nil
+	if isError {
+		out = err.Error()
+	}
+	d := time.Since(start)
+	rt.emit(EventToolExecutionEnd, map[string]any{"toolCallId": call.ToolCallID, "toolName": name, "result": out, "isError": isError, "durationMs": d.Milliseconds()})
+	rt.step(run.Step{Type: "tool_result", ToolName: name, ToolOutput: out, IsError: isError, DurationMs: d.Milliseconds()})
+	status := "ok"
+	if isError {
+		status = "error"
+	}
+	rt.logf("tool %s: %s in %s", name, status, d.Round(time.Millisecond))
+	return model.Part{Type: model.PartToolResult, ToolCallID: call.ToolCallID, ToolName: call.ToolName, Text: out, IsError: isError}
+}
+
+// callHostTool asks the worker to run a service tool.
+func (rt *runtime) callHostTool(ctx context.Context, name string, input json.RawMessage) (string, error) {
+	resp, err := rt.request(ctx, FromRuntime{Type: TypeToolRequest, Tool: name, Input: input})
+	if err != nil {
+		return "", fmt.Errorf("tool %s: %w", name, err)
+	}
+	if resp.IsError {
+		return "", fmt.Errorf("%s", resp.Output)
+	}
+	return resp.Output, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Waiters wakes sync requests when their run ends. Each API process subscribes
+// once, at start, to a channel of its own; a run record names the channel of
+// the process waiting for it, and the worker publishes the run id there when
+// the run ends. No Redis connection per waiting request.
+//
+// A wake-up only saves a poll: the waiter reads the record after every wake-up,
+// and polls it now and then anyway, since pub/sub is at-most-once.
+type Waiters struct {
+	rdb     redis.UniversalClient
+	channel string
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	waiting map[string]map[chan struct{}]struct{}
+
+	ready chan struct{}
+}
+
+// NewWaiters returns waiters listening on the given channel.
+func NewWaiters(rdb redis.UniversalClient, channel string, log *slog.Logger) *Waiters {
+	return &Waiters{rdb: rdb, channel: channel, log: log, waiting: map[string]map[chan struct{}]struct{}{}, ready: make(chan struct{})}
+}
+
+// Channel is the pub/sub channel of this process.
+func (w *Waiters) Channel() string { return w.channel }
+
+// Start subscribes and returns once the subscription is active, so that no
+// wake-up published after it can be missed. It listens until ctx ends.
+func (w *Waiters) Start(ctx context.Context) error {
+	ps := w.rdb.Subscribe(ctx, w.channel)
+	// Subscribe returns before the subscription is active; Receive waits for it.
+	if _, err := ps.Receive(ctx); err != nil {
+		ps.Close()
+		return fmt.Errorf("subscribe to %s: %w", w.channel, err)
+	}
+	close(w.ready)
+	go w.listen(ctx, ps)
+	return nil
+}
+
+func (w *Waiters) listen(ctx context.Context, ps *redis.PubSub) {
+	defer ps.Close()
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			w.wake(m.Payload)
+		case *redis.Subscription:
+			// Re-subscribed after a lost connection: wake-ups may have been
+			// lost meanwhile, so every waiter re-reads its record.
+			w.wakeAll()
+		case *redis.Pong:
+		default:
+			if err != nil {
+				w.log.Warn("reply channel: receive failed; reconnecting", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				w.wakeAll()
+			}
+		}
+	}
+}
+
+// Add registers a waiter for a run. Call it before the run is enqueued. The
+// returned channel receives a value on every wake-up; call done when finished.
+func (w *Waiters) Add(runID string) (wake <-chan struct{}, done func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	set := w.waiting[runID]
+	if set == nil {
+		set = map[chan struct{}]struct{}{}
+		w.waiting[runID] = set
+	}
+	set[ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(set, ch)
+		if len(set) == 0 && w.waiting[runID] != nil && len(w.waiting[runID]) == 0 {
+			delete(w.waiting, runID)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// Len is the number of runs being waited for.
+func (w *Waiters) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.waiting)
+}
+
+func (w *Waiters) wake(runID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.waiting[runID] {
+		notify(ch)
+	}
+}
+
+func (w *Waiters) wakeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, set := range w.waiting {
+		for ch := range set {
+			notify(ch)
+		}
+	}
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

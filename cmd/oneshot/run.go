@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/oneshot-dev/oneshot/agent"
+	"github.com/oneshot-dev/oneshot/internal/system"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: oneshot <command>
+
+commands:
+  dev       API and worker in one process; embedded Redis when ONESHOT_REDIS_URL is unset
+  api       the HTTP API (needs ONESHOT_REDIS_URL)
+  worker    a worker that runs execute tasks in sandboxes (needs ONESHOT_REDIS_URL)
+  agent     the agent runtime, started inside a sandbox by a worker
+  version   print the version
+
+Settings are ONESHOT_* environment variables; see the README.`
+
+// run is the program: main without the process around it, so tests can run it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, "oneshot", version)
+		return nil
+	case "agent":
+		return agent.Run(ctx, stdin, stdout, stderr, agent.Workspace())
+	case "dev":
+		return serve(ctx, system.Roles{API: true, Worker: true}, stdout, stderr)
+	case "api":
+		return serve(ctx, system.Roles{API: true}, stdout, stderr)
+	case "worker":
+		return serve(ctx, system.Roles{Worker: true}, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// serve runs the roles until ctx ends, then shuts down in order.
+func serve(ctx context.Context, roles system.Roles, stdout, stderr io.Writer) error {
+	var cfg system.Config
+	if err := envconfig.Process("oneshot", &cfg); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	log := newLogger(cfg, stderr)
+	sys, err := system.Start(ctx, cfg, roles, log)
+	if err != nil {
+		return err
+	}
+	announce(stdout, sys, roles, cfg)
+	<-ctx.Done()
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
+	defer cancel()
+	return sys.Shutdown(sctx)
+}
+
+func newLogger(cfg system.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// announce prints where everything is.
+func announce(w io.Writer, sys *system.System, roles system.Roles, cfg system.Config) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "oneshot %s\n", version)
+	if roles.API {
+		base := "http://" + sys.APIAddr
+		fmt.Fprintf(&b, "  API        %s/agent/v1/execute\n", base)
+		if cfg.Monitoring != "off" {
+			fmt.Fprintf(&b, "  Asynq UI   %s/monitoring\n", base)
+		}
+		fmt.Fprintf(&b, "  metrics    %s/metrics\n", base)
+		fmt.Fprintf(&b, "  health     %s/healthz  %s/readyz\n", base, base)
+	}
+	if roles.Worker && !roles.API {
+		fmt.Fprintf(&b, "  worker     http://%s/metrics  /healthz  /readyz\n", sys.WorkerAddr)
+	}
+	if roles.Worker {
+		fmt.Fprintf(&b, "  sandbox    %s driver, %d runs at once\n", cfg.SandboxDriver, cfg.WorkerConcurrency)
+	}
+	if sys.Embedded() {
+		fmt.Fprintf(&b, "  redis      embedded (in memory, lost on exit) at %s; set ONESHOT_REDIS_URL for a real one\n", sys.RedisURL())
+	} else {
+		fmt.Fprintf(&b, "  redis      %s\n", redactURL(sys.RedisURL()))
+	}
+	if roles.API {
+		fmt.Fprintf(&b, "  models     builtin/echo always; others need a provider setting (see README)\n")
+	}
+	fmt.Fprintf(&b, "Try:\n  curl -s %s/agent/v1/execute -H 'content-type: application/json' -d '{\"prompt\":\"hello\",\"model\":\"builtin/echo\"}'\n", "http://"+sys.APIAddr)
+	if !roles.API {
+		b.Reset()
+		fmt.Fprintf(&b, "oneshot %s worker: http://%s/metrics, sandbox %s, redis %s\n", version, sys.WorkerAddr, cfg.SandboxDriver, redactURL(sys.RedisURL()))
+	}
+	io.WriteString(w, b.String())
+}
+
+// redactURL hides a password in a Redis URL.
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at >= 0 {
+		if i := strings.Index(u, "://"); i >= 0 && i < at {
+			return u[:i+3] + "***" + u[at:]
+		}
+	}
+	return u
+}
+

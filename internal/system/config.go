@@ -1,0 +1,78 @@
+// Package system wires oneshot's parts into processes: the API, the worker,
+// or both on an embedded Redis (dev). main reads Config from the environment;
+// tests fill it by hand and start the same processes on port 0.
+package system
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is every setting of oneshot. The envconfig tags name the environment
+// variables (with the ONESHOT_ prefix) and their defaults; the README lists them.
+type Config struct {
+	HTTPAddr   string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	WorkerAddr string `envconfig:"WORKER_ADDR" default:"127.0.0.1:9091"`
+	RedisURL   string `envconfig:"REDIS_URL"`
+	LogLevel   string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat  string `envconfig:"LOG_FORMAT" default:"text"`
+
+	SyncTimeout       time.Duration `envconfig:"SYNC_TIMEOUT" default:"50s"`
+	BodyLimit         string        `envconfig:"BODY_LIMIT" default:"1M"`
+	RunRetention      time.Duration `envconfig:"RUN_RETENTION" default:"24h"`
+	TaskRetention     time.Duration `envconfig:"TASK_RETENTION" default:"1h"`
+	Monitoring        string        `envconfig:"MONITORING" default:"on"`
+	PrometheusURL     string        `envconfig:"PROMETHEUS_URL"`
+	WorkerConcurrency int           `envconfig:"WORKER_CONCURRENCY" default:"10"`
+	TaskCheckInterval time.Duration `envconfig:"TASK_CHECK_INTERVAL" default:"1ms"`
+	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	RunDeadline       time.Duration `envconfig:"RUN_DEADLINE" default:"30m"`
+	MaxTurns          int           `envconfig:"MAX_TURNS" default:"50"`
+	MaxTokens         int           `envconfig:"MAX_TOKENS" default:"2000000"`
+	MaxOutputTokens   int           `envconfig:"MAX_OUTPUT_TOKENS" default:"8192"`
+
+	SandboxDriver       string  `envconfig:"SANDBOX_DRIVER" default:"linux"`
+	SandboxWarm         int     `envconfig:"SANDBOX_WARM" default:"2"`
+	SandboxMinCPU       float64 `envconfig:"SANDBOX_MIN_CPU" default:"0.25"`
+	SandboxMaxCPU       float64 `envconfig:"SANDBOX_MAX_CPU" default:"8"`
+	SandboxMinMemoryMiB int     `envconfig:"SANDBOX_MIN_MEMORY_MIB" default:"128"`
+	SandboxMaxMemoryMiB int     `envconfig:"SANDBOX_MAX_MEMORY_MIB" default:"16384"`
+	// RuntimeCommand overrides the runtime started in each sandbox; empty
+	// means this binary with the argument "agent".
+	RuntimeCommand []string `envconfig:"RUNTIME_COMMAND"`
+
+	DefaultModel     string `envconfig:"DEFAULT_MODEL" default:"anthropic/claude-sonnet-4.6"`
+	AnthropicAPIKey  string `envconfig:"ANTHROPIC_API_KEY"`
+	AnthropicBaseURL string `envconfig:"ANTHROPIC_BASE_URL"`
+	OpenAIAPIKey     string `envconfig:"OPENAI_API_KEY"`
+	OpenAIBaseURL    string `envconfig:"OPENAI_BASE_URL"`
+	GatewayBaseURL   string `envconfig:"GATEWAY_BASE_URL"`
+	GatewayAPIKey    string `envconfig:"GATEWAY_API_KEY"`
+}
+
+// Validate checks the settings a user writes.
+func (c *Config) Validate() error {
+	switch c.Monitoring {
+	case "on", "readonly", "off":
+	default:
+		return fmt.Errorf("ONESHOT_MONITORING is %q: use on, readonly or off", c.Monitoring)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("ONESHOT_LOG_FORMAT is %q: use text or json", c.LogFormat)
+	}
+	if c.SandboxMinCPU <= 0 || c.SandboxMaxCPU < c.SandboxMinCPU {
+		return fmt.Errorf("ONESHOT_SANDBOX_MIN_CPU (%g) and ONESHOT_SANDBOX_MAX_CPU (%g): need 0 < min <= max", c.SandboxMinCPU, c.SandboxMaxCPU)
+	}
+	if c.SandboxMinMemoryMiB <= 0 || c.SandboxMaxMemoryMiB < c.SandboxMinMemoryMiB {
+		return fmt.Errorf("ONESHOT_SANDBOX_MIN_MEMORY_MIB (%d) and ONESHOT_SANDBOX_MAX_MEMORY_MIB (%d): need 0 < min <= max", c.SandboxMinMemoryMiB, c.SandboxMaxMemoryMiB)
+	}
+	if c.WorkerConcurrency < 1 {
+		return fmt.Errorf("ONESHOT_WORKER_CONCURRENCY is %d: need at least 1", c.WorkerConcurrency)
+	}
+	if c.TaskCheckInterval <= 0 {
+		return fmt.Errorf("ONESHOT_TASK_CHECK_INTERVAL is %s: need a positive duration such as 1ms", c.TaskCheckInterval)
+	}
+	return nil
+}

@@ -1,0 +1,299 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oneshot-dev/oneshot/api"
+	"github.com/oneshot-dev/oneshot/model"
+	"github.com/oneshot-dev/oneshot/run"
+	"github.com/oneshot-dev/oneshot/sandbox"
+	"github.com/oneshot-dev/oneshot/worker"
+)
+
+// Roles says which parts a process runs.
+type Roles struct {
+	API    bool
+	Worker bool
+}
+
+// System is one running oneshot process.
+type System struct {
+	cfg Config
+	log *slog.Logger
+
+	Redis    redis.UniversalClient
+	Store    *run.Store
+	Registry *prometheus.Registry
+	mini     *miniredis.Miniredis
+	stopMini chan struct{}
+
+	API     *api.Server
+	apiHTTP *http.Server
+	// APIAddr is the address the API listens on (port 0 resolved).
+	APIAddr string
+
+	Worker     *worker.Worker
+	Pool       *sandbox.Pool
+	workerHTTP *http.Server
+	// WorkerAddr is the address of the worker's health and metrics endpoint,
+	// when it runs without the API.
+	WorkerAddr string
+
+	cancel context.CancelFunc
+}
+
+// RedisURL returns the URL of the Redis the system uses (the embedded one's in dev).
+func (s *System) RedisURL() string { return s.cfg.RedisURL }
+
+// Embedded reports whether the system runs on an embedded Redis.
+func (s *System) Embedded() bool { return s.mini != nil }
+
+// Start starts the roles and returns once they serve.
+func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *System, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &System{cfg: cfg, log: log, Registry: prometheus.NewRegistry()}
+	ctx, s.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if s.cfg.RedisURL == "" {
+		if !(roles.API && roles.Worker) {
+			return nil, errors.New("ONESHOT_REDIS_URL is required (e.g. redis://127.0.0.1:6379/0); `oneshot dev` runs on an embedded Redis instead")
+		}
+		if err := s.startEmbeddedRedis(); err != nil {
+			return nil, err
+		}
+	}
+	opt, err := redis.ParseURL(s.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("ONESHOT_REDIS_URL: %w", err)
+	}
+	s.Redis = redis.NewClient(opt)
+	s.Store = run.NewStore(run.StoreConfig{Redis: s.Redis, Retention: cfg.RunRetention})
+
+	router := model.NewRouter(nil)
+	if roles.Worker {
+		if err := s.startWorker(ctx, router, !roles.API); err != nil {
+			return nil, err
+		}
+	}
+	if roles.API {
+		if err := s.startAPI(ctx, router); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *System) startEmbeddedRedis() error {
+	m, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("start embedded redis: %w", err)
+	}
+	s.mini = m
+	s.cfg.RedisURL = "redis://" + m.Addr()
+	// miniredis does not expire keys on its own: move its clock with ours.
+	s.stopMini = make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopMini:
+				return
+			case <-t.C:
+				m.FastForward(time.Second)
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTTP bool) error {
+	driver, err := NewDriver(s.cfg)
+	if err != nil {
+		return err
+	}
+	if err := driver.Check(ctx); err != nil {
+		return fmt.Errorf("the worker cannot create sandboxes with the %q driver: %w", driver.Name(), err)
+	}
+	s.Pool = sandbox.NewPool(sandbox.PoolConfig{Driver: driver, Logger: s.log})
+	s.Worker, err = worker.New(worker.Config{
+		Redis:             s.Redis,
+		Store:             s.Store,
+		Pool:              s.Pool,
+		Router:            router,
+		Concurrency:       s.cfg.WorkerConcurrency,
+		TaskCheckInterval: s.cfg.TaskCheckInterval,
+		ShutdownTimeout:   s.cfg.ShutdownTimeout,
+		RunDeadline:       s.cfg.RunDeadline,
+		MaxTurns:          s.cfg.MaxTurns,
+		MaxTokens:         s.cfg.MaxTokens,
+		MaxOutputTokens:   s.cfg.MaxOutputTokens,
+		Logger:            s.log,
+		Registerer:        s.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.Worker.Start(); err != nil {
+		return err
+	}
+	if !serveHTTP {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Store.Ping(ctx); err != nil {
+			http.Error(w, fmt.Sprintf(`{"status":"not ready","error":%q}`, "redis unreachable: "+err.Error()), http.StatusServiceUnavailable)
+			return
+		}
+		if err := driver.Check(ctx); err != nil {
+			http.Error(w, fmt.Sprintf(`{"status":"not ready","error":%q}`, "cannot create sandboxes: "+err.Error()), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
+	s.workerHTTP, s.WorkerAddr, err = serve(s.cfg.WorkerAddr, mux, time.Minute, s.log)
+	return err
+}
+
+func (s *System) startAPI(ctx context.Context, router *model.Router) error {
+	var monitoring http.Handler
+	if s.cfg.Monitoring != "off" {
+		connOpt, err := asynq.ParseRedisURI(s.cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("ONESHOT_REDIS_URL for the Asynq UI: %w", err)
+		}
+		monitoring = asynqmon.New(asynqmon.Options{
+			RootPath:          "/monitoring",
+			RedisConnOpt:      connOpt,
+			ReadOnly:          s.cfg.Monitoring == "readonly",
+			PrometheusAddress: s.cfg.PrometheusURL,
+		})
+	}
+	var err error
+	s.API, err = api.New(api.Config{
+		Redis:         s.Redis,
+		Store:         s.Store,
+		Router:        router,
+		Provider:      s.cfg.SandboxDriver,
+		SyncTimeout:   s.cfg.SyncTimeout,
+		BodyLimit:     s.cfg.BodyLimit,
+		MinCPU:        s.cfg.SandboxMinCPU,
+		MaxCPU:        s.cfg.SandboxMaxCPU,
+		MinMemoryMiB:  s.cfg.SandboxMinMemoryMiB,
+		MaxMemoryMiB:  s.cfg.SandboxMaxMemoryMiB,
+		RunDeadline:   s.cfg.RunDeadline,
+		TaskRetention: s.cfg.TaskRetention,
+		DefaultModel:  s.cfg.DefaultModel,
+		Monitoring:    monitoring,
+		Logger:        s.log,
+		Registry:      s.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.API.Start(ctx); err != nil {
+		return err
+	}
+	// Sync requests are long: the write timeout must outlast the sync wait.
+	s.apiHTTP, s.APIAddr, err = serve(s.cfg.HTTPAddr, s.API.Handler(), s.cfg.SyncTimeout+30*time.Second, s.log)
+	return err
+}
+
+// serve listens on addr and serves h in the background.
+func serve(addr string, h http.Handler, writeTimeout time.Duration, log *slog.Logger) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second, // slow-loris
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "addr", addr, "err", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}
+
+// Shutdown stops in order: no new requests; waiting sync requests answered;
+// running runs finished or handed back; then the sandboxes and Redis.
+func (s *System) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.apiHTTP != nil {
+		s.API.Drain()
+		errs = append(errs, s.apiHTTP.Shutdown(ctx))
+	}
+	if s.Worker != nil {
+		s.Worker.Shutdown()
+	}
+	if s.workerHTTP != nil {
+		errs = append(errs, s.workerHTTP.Shutdown(ctx))
+	}
+	if s.Pool != nil {
+		errs = append(errs, s.Pool.Close())
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.Redis != nil {
+		errs = append(errs, s.Redis.Close())
+	}
+	if s.mini != nil {
+		close(s.stopMini)
+		s.mini.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// NewDriver returns the sandbox driver the configuration names.
+func NewDriver(cfg Config) (sandbox.Driver, error) {
+	command := cfg.RuntimeCommand
+	if len(command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the runtime binary: %w", err)
+		}
+		command = []string{exe, "agent"}
+	}
+	switch cfg.SandboxDriver {
+	case sandbox.ProcessDriverName:
+		return &sandbox.ProcessDriver{Command: command}, nil
+	default:
+		return nil, fmt.Errorf("ONESHOT_SANDBOX_DRIVER is %q: use linux, gvisor or %s", cfg.SandboxDriver, sandbox.ProcessDriverName)
+	}
+}

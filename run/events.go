@@ -1,0 +1,97 @@
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Event is one entry of a run's event stream. Seq numbers start at 1 and grow
+// by one; the stream entry id is "0-<seq>", so replay after a sequence number is
+// a plain range read.
+type Event struct {
+	Seq  int64           `json:"seq"`
+	Type string          `json:"type"`
+	Time time.Time       `json:"time"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// EventEnd is the type of the last event of every run.
+const EventEnd = "run_end"
+
+// appendScript appends events with consecutive sequence numbers. KEYS: record,
+// events. ARGV: maxEvents, retention ms, then (type, time, data) triples.
+var appendScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local n = (#ARGV - 2) / 3
+local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', n) - n
+for i = 0, n - 1 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq,
+    'type', ARGV[3 + i * 3], 'time', ARGV[4 + i * 3], 'data', ARGV[5 + i * 3])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return seq
+`)
+
+// Append adds events to a run's stream in one round trip and returns the last
+// sequence number. Events must not be of type EventEnd; Finish writes that one.
+func (s *Store) Append(ctx context.Context, id string, events []Event) (int64, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, 2+3*len(events))
+	args = append(args, s.maxEvents, s.retention.Milliseconds())
+	for _, e := range events {
+		t := e.Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		data := []byte(e.Data)
+		if len(data) == 0 {
+			data = []byte("{}")
+		}
+		args = append(args, e.Type, t.UnixMilli(), data)
+	}
+	seq, err := appendScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("append events to %s: %w", id, err)
+	}
+	if seq < 0 {
+		return 0, ErrNotFound
+	}
+	return seq, nil
+}
+
+// Events returns up to count events after sequence number after, in order.
+func (s *Store) Events(ctx context.Context, id string, after int64, count int64) ([]Event, error) {
+	msgs, err := s.rdb.XRangeN(ctx, s.eventsKey(id), "(0-"+strconv.FormatInt(after, 10), "+", count).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read events of %s: %w", id, err)
+	}
+	events := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		events = append(events, decodeEvent(m))
+	}
+	return events, nil
+}
+
+func decodeEvent(m redis.XMessage) Event {
+	_, seqStr, _ := strings.Cut(m.ID, "-")
+	seq, _ := strconv.ParseInt(seqStr, 10, 64)
+	e := Event{Seq: seq}
+	e.Type, _ = m.Values["type"].(string)
+	if ms, err := strconv.ParseInt(fmt.Sprint(m.Values["time"]), 10, 64); err == nil {
+		e.Time = time.UnixMilli(ms).UTC()
+	}
+	if d, ok := m.Values["data"].(string); ok {
+		e.Data = json.RawMessage(d)
+	}
+	return e
+}

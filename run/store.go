@@ -1,0 +1,193 @@
+package run
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound is returned for a run that does not exist (or has expired).
+var ErrNotFound = errors.New("run not found")
+
+// ErrTerminal is returned when a change is refused because the run has ended.
+var ErrTerminal = errors.New("run already ended")
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	Redis redis.UniversalClient
+	// Prefix of every key the store writes. Default "oneshot".
+	Prefix string
+	// Retention is how long a run's record and events are kept after they are
+	// last written. Default 24h.
+	Retention time.Duration
+	// MaxEvents caps a run's event stream (approximately). Default 100000.
+	MaxEvents int64
+}
+
+// Store keeps run records (one hash per run) and run events (one stream per run).
+type Store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	retention time.Duration
+	maxEvents int64
+}
+
+// NewStore returns a store.
+func NewStore(cfg StoreConfig) *Store {
+	return &Store{
+		rdb:       cfg.Redis,
+		prefix:    cmp.Or(cfg.Prefix, "oneshot"),
+		retention: cmp.Or(cfg.Retention, 24*time.Hour),
+		maxEvents: cmp.Or(cfg.MaxEvents, 100_000),
+	}
+}
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Keys share a hash tag so that one run's keys live in one cluster slot.
+func (s *Store) recordKey(id string) string { return s.prefix + ":run:{" + id + "}" }
+func (s *Store) eventsKey(id string) string { return s.prefix + ":run:{" + id + "}:events" }
+
+// Create writes a new record.
+func (s *Store) Create(ctx context.Context, r *Record) error {
+	fields, err := encodeNew(r)
+	if err != nil {
+		return err
+	}
+	key := s.recordKey(r.ID)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, fields...)
+		p.PExpire(ctx, key, s.retention)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Get reads a record.
+func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	h, err := s.rdb.HGetAll(ctx, s.recordKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	if len(h) == 0 || h[fID] == "" {
+		return nil, ErrNotFound
+	}
+	return decode(h)
+}
+
+// startScript moves a non-terminal run to running, counts the attempt and
+// returns the whole record. A terminal run is returned unchanged.
+var startScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled' then
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  redis.call('HSET', KEYS[1], 'status', 'running', 'runtimeState', 'pending', 'worker', ARGV[1])
+  if redis.call('HEXISTS', KEYS[1], 'startedAt') == 0 then
+    redis.call('HSET', KEYS[1], 'startedAt', ARGV[2])
+  end
+end
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// Start marks an attempt of a run as begun by worker and returns the record. If
+// the run has already ended, the record is returned unchanged and the caller
+// must not run it.
+func (s *Store) Start(ctx context.Context, id, worker string) (*Record, error) {
+	v, err := startScript.Run(ctx, s.rdb, []string{s.recordKey(id)}, worker, formatTime(time.Now())).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start run %s: %w", id, err)
+	}
+	h, err := pairsToMap(v)
+	if err != nil {
+		return nil, fmt.Errorf("start run %s: %w", id, err)
+	}
+	return decode(h)
+}
+
+// updateScript sets fields of a run that has not ended.
+var updateScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -1 end
+if st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`)
+
+// SetRuntime records the sandbox that runs the current attempt.
+func (s *Store) SetRuntime(ctx context.Context, id, provider, runtimeID string, state RuntimeState) error {
+	return s.update(ctx, id, fProvider, provider, fRuntimeID, runtimeID, fRuntimeState, string(state))
+}
+
+// Requeue hands a started run back to the queue, for a worker that shuts down
+// before the run ends: the next attempt starts it again.
+func (s *Store) Requeue(ctx context.Context, id string) error {
+	return s.update(ctx, id, fStatus, string(StatusQueued), fRuntimeState, string(RuntimePending))
+}
+
+func (s *Store) update(ctx context.Context, id string, fields ...any) error {
+	n, err := updateScript.Run(ctx, s.rdb, []string{s.recordKey(id)}, fields...).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("update run %s: %w", id, err)
+	case n < 0:
+		return ErrNotFound
+	case n == 0:
+		return ErrTerminal
+	}
+	return nil
+}
+
+// finishScript writes the result of a run that has not ended, appends the
+// terminal event, and wakes the waiting API process. KEYS: record, events.
+// ARGV: maxEvents, retention ms, event time, event data, then field/value pairs.
+var finishScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -1 end
+if st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'type', 'run_end', 'time', ARGV[3], 'data', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+local reply = redis.call('HGET', KEYS[1], 'replyTo')
+if reply and reply ~= '' then redis.call('PUBLISH', reply, redis.call('HGET', KEYS[1], 'id')) end
+return 1
+`)
+
+// Finish writes the final result of a run and wakes its waiter. It returns
+// ErrTerminal, writing nothing, if the run has already ended (for example a
+// user cancelled it): terminal states are final.
+func (s *Store) Finish(ctx context.Context, id string, res *Result) error {
+	now := time.Now()
+	fields, err := encodeResult(res, now)
+	if err != nil {
+		return err
+	}
+	data := fmt.Sprintf(`{"status":%q,"error":%q}`, res.Status, res.Error)
+	args := append([]any{s.maxEvents, s.retention.Milliseconds(), now.UnixMilli(), data}, fields...)
+	n, err := finishScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("finish run %s: %w", id, err)
+	case n < 0:
+		return ErrNotFound
+	case n == 0:
+		return ErrTerminal
+	}
+	return nil
+}
+
+// Ping checks that the store's Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }

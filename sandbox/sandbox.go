@@ -1,0 +1,124 @@
+// Package sandbox gives the worker isolated places to run one agent runtime each.
+//
+// A Sandbox is made by a Driver, already running the runtime command and waiting
+// for its task on stdin. It serves exactly one run and is destroyed after it:
+// never reused. The worker gets sandboxes only through a Pool.
+//
+// Drivers, by the name configuration chooses them with (see NewDriver):
+//
+//   - "linux" (the default): namespaces, a fresh read-only root, cgroup limits,
+//     uid 65534 without capabilities, no_new_privs and a seccomp filter.
+//   - "gvisor": the same contract under gVisor's user-space kernel (runsc).
+//   - "unsafe-process": a plain child process, no isolation, for development.
+//
+// # What callers must do
+//
+// The linux driver starts each sandbox by re-executing the current binary
+// (/proc/self/exe) as a small init that builds the sandbox and then executes the
+// runtime. Every binary that creates sandboxes with it (the oneshot command, and
+// the test binary of any package whose tests create them) must therefore call
+// MaybeRunInit first thing, before flags, config or logging:
+//
+//	func main() {
+//		if sandbox.MaybeRunInit() {
+//			return // not reached: the init executes the runtime or exits
+//		}
+//		...
+//	}
+//
+//	func TestMain(m *testing.M) {
+//		sandbox.MaybeRunInit()
+//		os.Exit(m.Run())
+//	}
+//
+// MaybeRunInit returns false at once in any process that is not a sandbox init.
+// Driver.Check fails with a hint when the binary was not wired this way.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Spec sizes one sandbox. Zero values mean the defaults of the reference runtime.
+type Spec struct {
+	CPU       float64 `json:"cpu"`       // cores; default 2
+	MemoryMiB int     `json:"memoryMiB"` // default 2048
+}
+
+// Default sizing, as in the reference runtime.
+const (
+	DefaultCPU       = 2.0
+	DefaultMemoryMiB = 2048
+)
+
+// Default settings of the isolating drivers; see Config.
+const (
+	DefaultPidsMax      = 256
+	DefaultWorkspaceMiB = 1024
+	DefaultTmpMiB       = 256
+	DefaultCgroupRoot   = "/oneshot"
+)
+
+// WithDefaults fills zero fields.
+func (s Spec) WithDefaults() Spec {
+	if s.CPU == 0 {
+		s.CPU = DefaultCPU
+	}
+	if s.MemoryMiB == 0 {
+		s.MemoryMiB = DefaultMemoryMiB
+	}
+	return s
+}
+
+// Class is the pool key of a spec: sandboxes of one class are interchangeable.
+func (s Spec) Class() string {
+	s = s.WithDefaults()
+	return fmt.Sprintf("%gcpu-%dmib", s.CPU, s.MemoryMiB)
+}
+
+// Driver creates sandboxes of one kind.
+type Driver interface {
+	// Name is what the API reports as the run's provider.
+	Name() string
+	// Check verifies that this host can create sandboxes. Its error says what is
+	// missing and how to fix it.
+	Check(ctx context.Context) error
+	// Create starts a new sandbox running the runtime command.
+	Create(ctx context.Context, spec Spec) (Sandbox, error)
+}
+
+// Sandbox is one running, isolated runtime process and everything it starts.
+type Sandbox interface {
+	ID() string
+	// Stdin, Stdout and Stderr are the runtime's standard streams.
+	Stdin() io.WriteCloser
+	Stdout() io.Reader
+	Stderr() io.Reader
+	// Wait blocks until the runtime process exits, and says how.
+	Wait() Exit
+	// Destroy kills every process of the sandbox and removes all it made on the
+	// host. It is safe to call more than once and concurrently with Wait.
+	Destroy() error
+}
+
+// Exit says how a sandbox's runtime process ended.
+type Exit struct {
+	Code      int    // exit code, or -1 when killed by a signal
+	Signal    string // the signal that killed it, if any
+	OOMKilled bool   // the memory limit was hit
+	MemoryMiB int    // the limit in force, for error messages
+}
+
+// String describes the exit for run errors and logs.
+func (e Exit) String() string {
+	switch {
+	case e.OOMKilled:
+		return fmt.Sprintf("out of memory: the sandbox exceeded its limit of %d MiB", e.MemoryMiB)
+	case e.Signal != "":
+		return "killed by signal " + e.Signal
+	default:
+		return fmt.Sprintf("exit code %d", e.Code)
+	}
+}

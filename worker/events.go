@@ -1,0 +1,87 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/oneshot-dev/oneshot/run"
+)
+
+// eventBatch bounds the events written in one round trip.
+const eventBatch = 256
+
+// eventWriter appends a run's events to its stream as they come, batching
+// whatever has queued up while the previous write was in flight. It never
+// drops an event: when Redis is slow, Add blocks (back-pressure reaches the
+// runtime through its stdout), and a failed write is retried.
+type eventWriter struct {
+	store *run.Store
+	runID string
+	log   *slog.Logger
+	ch    chan run.Event
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newEventWriter(store *run.Store, runID string, log *slog.Logger) *eventWriter {
+	w := &eventWriter{store: store, runID: runID, log: log, ch: make(chan run.Event, 4*eventBatch), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// Add queues an event.
+func (w *eventWriter) Add(e run.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	w.ch <- e
+}
+
+// Close writes what is queued and stops.
+func (w *eventWriter) Close() {
+	w.once.Do(func() { close(w.ch) })
+	<-w.done
+}
+
+func (w *eventWriter) loop() {
+	defer close(w.done)
+	batch := make([]run.Event, 0, eventBatch)
+	for e := range w.ch {
+		batch = append(batch[:0], e)
+	drain:
+		for len(batch) < eventBatch {
+			select {
+			case e, ok := <-w.ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		w.write(batch)
+	}
+}
+
+func (w *eventWriter) write(batch []run.Event) {
+	delay := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := w.store.Append(ctx, w.runID, batch)
+		cancel()
+		if err == nil {
+			return
+		}
+		if errors.Is(err, run.ErrNotFound) || attempt == 10 {
+			// The record is gone (expired or deleted): nobody can read them.
+			w.log.Error("events not written", "run", w.runID, "events", len(batch), "err", err)
+			return
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 2*time.Second)
+	}
+}
