@@ -28,20 +28,28 @@ func Run(ctx context.Context, in io.Reader, out io.Writer, diag io.Writer, works
 	hardenProcess()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
-	if !sc.Scan() {
-		return fmt.Errorf("read task: %w", cmpErr(sc.Err(), io.ErrUnexpectedEOF))
-	}
-	var first ToRuntime
-	if err := json.Unmarshal(sc.Bytes(), &first); err != nil || first.Type != TypeTask || first.Task == nil {
-		return fmt.Errorf("read task: the first line must be a task message")
-	}
 	rt := &runtime{
 		enc:       json.NewEncoder(out),
-		pending:   map[string]chan ToRuntime{},
+		pending:   map[string]pendingRequest{},
 		workspace: workspace,
 		diag:      diag,
 	}
-	go rt.readLoop(sc)
+	if !sc.Scan() {
+		err := fmt.Errorf("read task: %w", cmpErr(sc.Err(), io.ErrUnexpectedEOF))
+		rt.send(FromRuntime{Type: TypeResult, Error: err.Error()})
+		return err
+	}
+	var first ToRuntime
+	if err := json.Unmarshal(sc.Bytes(), &first); err != nil || first.Type != TypeTask || first.Task == nil {
+		err := errors.New("read task: the first line must be a task message")
+		rt.send(FromRuntime{Type: TypeResult, Error: err.Error()})
+		return err
+	}
+	// When the worker closes the input, nobody is left to answer: the loop
+	// stops, and so do its tools (a long bash command is killed).
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go rt.readLoop(sc, cancel)
 	res := rt.execute(ctx, first.Task)
 	return rt.send(res)
 }
@@ -58,13 +66,26 @@ type runtime struct {
 	enc   *json.Encoder
 
 	mu      sync.Mutex
-	pending map[string]chan ToRuntime
+	pending map[string]pendingRequest
 	closed  error // set when the worker's side of stdin ends
 	nextID  int
 
 	workspace string
+	diagMu    sync.Mutex
 	diag      io.Writer
 	steps     []run.Step
+}
+
+// pendingRequest waits for the response to one request.
+type pendingRequest struct {
+	want string // the response type that answers it
+	ch   chan ToRuntime
+}
+
+// responseType maps a request type to the type of its response.
+var responseType = map[string]string{
+	TypeModelRequest: TypeModelResponse,
+	TypeToolRequest:  TypeToolResponse,
 }
 
 // send writes one message line.
@@ -81,8 +102,16 @@ func (rt *runtime) emit(typ string, fields map[string]any) {
 	}
 	fields["type"] = typ
 	if err := rt.send(fields); err != nil {
-		fmt.Fprintf(rt.diag, "emit %s: %v\n", typ, err)
+		rt.diagf("emit %s: %v\n", typ, err)
 	}
+}
+
+// diagf writes a line of diagnostics. The read loop and the agent loop both
+// write them, so the writes are serialized.
+func (rt *runtime) diagf(format string, args ...any) {
+	rt.diagMu.Lock()
+	defer rt.diagMu.Unlock()
+	fmt.Fprintf(rt.diag, format, args...)
 }
 
 // logf writes a line of the runtime log.
@@ -90,29 +119,44 @@ func (rt *runtime) logf(format string, args ...any) {
 	rt.send(FromRuntime{Type: TypeLog, Line: fmt.Sprintf(format, args...)})
 }
 
-// readLoop hands each response to the request waiting for it.
-func (rt *runtime) readLoop(sc *bufio.Scanner) {
+// readLoop hands each response to the request waiting for it. Lines that are
+// not JSON, answer no pending request, or answer it with the wrong type are
+// skipped: the worker's input cannot crash or confuse the runtime. When the
+// input ends, every pending request fails and ctx is cancelled.
+func (rt *runtime) readLoop(sc *bufio.Scanner, cancel context.CancelCauseFunc) {
 	for sc.Scan() {
 		var msg ToRuntime
 		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
-			fmt.Fprintf(rt.diag, "ignoring malformed input line: %v\n", err)
+			rt.diagf("ignoring malformed input line: %v\n", err)
 			continue
 		}
 		rt.mu.Lock()
-		ch := rt.pending[msg.ID]
-		delete(rt.pending, msg.ID)
+		p, ok := rt.pending[msg.ID]
+		if ok && p.want == msg.Type {
+			delete(rt.pending, msg.ID)
+		}
 		rt.mu.Unlock()
-		if ch != nil {
-			ch <- msg
+		switch {
+		case !ok:
+			rt.diagf("ignoring %.40q message: no pending request %.40q\n", msg.Type, msg.ID)
+		case p.want != msg.Type:
+			rt.diagf("ignoring %.40q message for request %s: want %s\n", msg.Type, msg.ID, p.want)
+		default:
+			p.ch <- msg // buffered, and each request is answered once
 		}
 	}
+	err := cmpErr(sc.Err(), errors.New("the worker closed the runtime's input"))
+	if errors.Is(err, bufio.ErrTooLong) {
+		err = fmt.Errorf("an input line is over %d bytes", MaxLineBytes)
+	}
 	rt.mu.Lock()
-	rt.closed = cmpErr(sc.Err(), errors.New("the worker closed the runtime's input"))
-	for id, ch := range rt.pending {
-		close(ch)
+	rt.closed = err
+	for id, p := range rt.pending {
+		close(p.ch)
 		delete(rt.pending, id)
 	}
 	rt.mu.Unlock()
+	cancel(err)
 }
 
 // request sends a request and waits for its response.
@@ -125,9 +169,15 @@ func (rt *runtime) request(ctx context.Context, msg FromRuntime) (ToRuntime, err
 	}
 	rt.nextID++
 	msg.ID = msg.Type[:1] + strconv.Itoa(rt.nextID)
-	rt.pending[msg.ID] = ch
+	rt.pending[msg.ID] = pendingRequest{want: responseType[msg.Type], ch: ch}
 	rt.mu.Unlock()
+	forget := func() {
+		rt.mu.Lock()
+		delete(rt.pending, msg.ID)
+		rt.mu.Unlock()
+	}
 	if err := rt.send(msg); err != nil {
+		forget()
 		return ToRuntime{}, err
 	}
 	select {
@@ -137,7 +187,8 @@ func (rt *runtime) request(ctx context.Context, msg FromRuntime) (ToRuntime, err
 		}
 		return resp, nil
 	case <-ctx.Done():
-		return ToRuntime{}, ctx.Err()
+		forget()
+		return ToRuntime{}, context.Cause(ctx)
 	}
 }
 
@@ -176,4 +227,3 @@ func systemPrompt(t *Task) string {
 // WireName maps an API tool name to a name every provider accepts:
 // "vault.search" becomes "vault_search".
 func WireName(name string) string { return strings.ReplaceAll(name, ".", "_") }
-

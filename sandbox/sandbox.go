@@ -14,14 +14,18 @@
 // # What callers must do
 //
 // The linux driver starts each sandbox by re-executing the current binary
-// (/proc/self/exe) as a small init that builds the sandbox and then executes the
-// runtime. Every binary that creates sandboxes with it (the oneshot command, and
-// the test binary of any package whose tests create them) must therefore call
-// MaybeRunInit first thing, before flags, config or logging:
+// (/proc/self/exe) as a small init, which builds the sandbox around itself and
+// then executes the runtime. The init runs from the initializer of a package
+// this one imports (internal/sandboxinit): it takes over such a process before
+// main, and before the binary's heavier packages initialize, which would cost
+// milliseconds per sandbox. So a binary that creates sandboxes needs nothing
+// more than to import this package, which it does. To keep the wiring visible,
+// main and TestMain may call MaybeRunInit first thing; it returns false in
+// every process that is not a sandbox init:
 //
 //	func main() {
 //		if sandbox.MaybeRunInit() {
-//			return // not reached: the init executes the runtime or exits
+//			return // not reached: an init executes the runtime or exits
 //		}
 //		...
 //	}
@@ -31,8 +35,11 @@
 //		os.Exit(m.Run())
 //	}
 //
-// MaybeRunInit returns false at once in any process that is not a sandbox init.
-// Driver.Check fails with a hint when the binary was not wired this way.
+// Two more rules. Driver.Check must pass before a worker takes tasks: it
+// starts a trial sandbox and says what is missing when it cannot. And a
+// goroutine that calls runtime.LockOSThread must call UnlockOSThread before it
+// ends: a sandbox dies with the OS thread that started it (its parent-death
+// signal), and Go ends a thread whose locked goroutine ends.
 package sandbox
 
 import (

@@ -6,6 +6,8 @@ package system
 import (
 	"fmt"
 	"time"
+
+	"github.com/oneshot-dev/oneshot/model"
 )
 
 // Config is every setting of oneshot. The envconfig tags name the environment
@@ -24,7 +26,9 @@ type Config struct {
 	Monitoring        string        `envconfig:"MONITORING" default:"on"`
 	PrometheusURL     string        `envconfig:"PROMETHEUS_URL"`
 	WorkerConcurrency int           `envconfig:"WORKER_CONCURRENCY" default:"10"`
-	TaskCheckInterval time.Duration `envconfig:"TASK_CHECK_INTERVAL" default:"1ms"`
+	// TaskCheckInterval: zero means 1ms on a real Redis, 20ms on the embedded
+	// one (every poll there runs Asynq's Lua in-process).
+	TaskCheckInterval time.Duration `envconfig:"TASK_CHECK_INTERVAL"`
 	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 	RunDeadline       time.Duration `envconfig:"RUN_DEADLINE" default:"30m"`
 	MaxTurns          int           `envconfig:"MAX_TURNS" default:"50"`
@@ -33,6 +37,8 @@ type Config struct {
 
 	SandboxDriver       string  `envconfig:"SANDBOX_DRIVER" default:"linux"`
 	SandboxWarm         int     `envconfig:"SANDBOX_WARM" default:"2"`
+	SandboxWorkspaceMiB int     `envconfig:"SANDBOX_WORKSPACE_MIB" default:"1024"`
+	SandboxPidsMax      int     `envconfig:"SANDBOX_PIDS_MAX" default:"256"`
 	SandboxMinCPU       float64 `envconfig:"SANDBOX_MIN_CPU" default:"0.25"`
 	SandboxMaxCPU       float64 `envconfig:"SANDBOX_MAX_CPU" default:"8"`
 	SandboxMinMemoryMiB int     `envconfig:"SANDBOX_MIN_MEMORY_MIB" default:"128"`
@@ -41,13 +47,16 @@ type Config struct {
 	// means this binary with the argument "agent".
 	RuntimeCommand []string `envconfig:"RUNTIME_COMMAND"`
 
-	DefaultModel     string `envconfig:"DEFAULT_MODEL" default:"anthropic/claude-sonnet-4.6"`
-	AnthropicAPIKey  string `envconfig:"ANTHROPIC_API_KEY"`
-	AnthropicBaseURL string `envconfig:"ANTHROPIC_BASE_URL"`
-	OpenAIAPIKey     string `envconfig:"OPENAI_API_KEY"`
-	OpenAIBaseURL    string `envconfig:"OPENAI_BASE_URL"`
-	GatewayBaseURL   string `envconfig:"GATEWAY_BASE_URL"`
-	GatewayAPIKey    string `envconfig:"GATEWAY_API_KEY"`
+	DefaultModel string `envconfig:"DEFAULT_MODEL" default:"anthropic/claude-sonnet-4.6"`
+	// Model providers: ONESHOT_ANTHROPIC_*, ONESHOT_OPENAI_*, ONESHOT_GATEWAY_*
+	// and ONESHOT_MODEL_*; see model.Config.
+	model.Config
+
+	// Service-tool backends (docs/tools.md); a backend without a URL is off.
+	LegalResearchURL    string `envconfig:"LEGAL_RESEARCH_URL"`
+	LegalResearchAPIKey string `envconfig:"LEGAL_RESEARCH_API_KEY"`
+	VaultURL            string `envconfig:"VAULT_URL"`
+	VaultAPIKey         string `envconfig:"VAULT_API_KEY"`
 }
 
 // Validate checks the settings a user writes.
@@ -71,7 +80,7 @@ func (c *Config) Validate() error {
 	if c.WorkerConcurrency < 1 {
 		return fmt.Errorf("ONESHOT_WORKER_CONCURRENCY is %d: need at least 1", c.WorkerConcurrency)
 	}
-	if c.TaskCheckInterval <= 0 {
+	if c.TaskCheckInterval < 0 {
 		return fmt.Errorf("ONESHOT_TASK_CHECK_INTERVAL is %s: need a positive duration such as 1ms", c.TaskCheckInterval)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/oneshot-dev/oneshot/model"
 	"github.com/oneshot-dev/oneshot/run"
 	"github.com/oneshot-dev/oneshot/sandbox"
+	"github.com/oneshot-dev/oneshot/service"
 	"github.com/oneshot-dev/oneshot/worker"
 )
 
@@ -92,7 +93,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 	s.Redis = redis.NewClient(opt)
 	s.Store = run.NewStore(run.StoreConfig{Redis: s.Redis, Retention: cfg.RunRetention})
 
-	router := model.NewRouter(nil)
+	router, err := model.NewRouterFromConfig(cfg.Config, model.NewMetrics(s.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("model settings: %w", err)
+	}
 	if roles.Worker {
 		if err := s.startWorker(ctx, router, !roles.API); err != nil {
 			return nil, err
@@ -113,6 +117,9 @@ func (s *System) startEmbeddedRedis() error {
 	}
 	s.mini = m
 	s.cfg.RedisURL = "redis://" + m.Addr()
+	if s.cfg.TaskCheckInterval == 0 {
+		s.cfg.TaskCheckInterval = 20 * time.Millisecond
+	}
 	// miniredis does not expire keys on its own: move its clock with ours.
 	s.stopMini = make(chan struct{})
 	go func() {
@@ -131,14 +138,24 @@ func (s *System) startEmbeddedRedis() error {
 }
 
 func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTTP bool) error {
-	driver, err := NewDriver(s.cfg)
+	driver, err := NewDriver(s.cfg, s.log)
 	if err != nil {
 		return err
 	}
 	if err := driver.Check(ctx); err != nil {
 		return fmt.Errorf("the worker cannot create sandboxes with the %q driver: %w", driver.Name(), err)
 	}
-	s.Pool = sandbox.NewPool(sandbox.PoolConfig{Driver: driver, Logger: s.log})
+	warm := s.cfg.SandboxWarm
+	if warm == 0 {
+		warm = -1 // the pool reads zero as its default; zero here means none
+	}
+	s.Pool = sandbox.NewPool(sandbox.PoolConfig{
+		Driver:     driver,
+		Warm:       warm,
+		Deadline:   s.cfg.RunDeadline + time.Minute,
+		Registerer: s.Registry,
+		Logger:     s.log,
+	})
 	s.Worker, err = worker.New(worker.Config{
 		Redis:             s.Redis,
 		Store:             s.Store,
@@ -153,6 +170,11 @@ func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTT
 		MaxOutputTokens:   s.cfg.MaxOutputTokens,
 		Logger:            s.log,
 		Registerer:        s.Registry,
+		HostTools: service.New(service.Config{
+			LegalResearchURL: s.cfg.LegalResearchURL, LegalResearchAPIKey: s.cfg.LegalResearchAPIKey,
+			VaultURL: s.cfg.VaultURL, VaultAPIKey: s.cfg.VaultAPIKey,
+			Logger: s.log, Registerer: s.Registry,
+		}),
 	})
 	if err != nil {
 		return err
@@ -281,7 +303,7 @@ func (s *System) Shutdown(ctx context.Context) error {
 }
 
 // NewDriver returns the sandbox driver the configuration names.
-func NewDriver(cfg Config) (sandbox.Driver, error) {
+func NewDriver(cfg Config, log *slog.Logger) (sandbox.Driver, error) {
 	command := cfg.RuntimeCommand
 	if len(command) == 0 {
 		exe, err := os.Executable()
@@ -290,10 +312,14 @@ func NewDriver(cfg Config) (sandbox.Driver, error) {
 		}
 		command = []string{exe, "agent"}
 	}
-	switch cfg.SandboxDriver {
-	case sandbox.ProcessDriverName:
-		return &sandbox.ProcessDriver{Command: command}, nil
-	default:
-		return nil, fmt.Errorf("ONESHOT_SANDBOX_DRIVER is %q: use linux, gvisor or %s", cfg.SandboxDriver, sandbox.ProcessDriverName)
+	d, err := sandbox.NewDriver(cfg.SandboxDriver, sandbox.Config{
+		Command:      command,
+		WorkspaceMiB: cfg.SandboxWorkspaceMiB,
+		PidsMax:      cfg.SandboxPidsMax,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ONESHOT_SANDBOX_DRIVER: %w", err)
 	}
+	return d, nil
 }

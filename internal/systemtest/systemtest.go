@@ -49,17 +49,29 @@ func Driver() string {
 
 // Redis is a redis-server started for one test, on a free port.
 type Redis struct {
-	URL  string
-	Addr string
-	cmd  *exec.Cmd
-	dir  string
+	URL     string
+	Addr    string
+	persist bool
+	cmd     *exec.Cmd
+	dir     string
 }
 
-// StartRedis starts a redis-server for the test and stops it at cleanup.
-// Persistence is on (appendonly) so fault tests can restart it.
+// StartRedis starts a redis-server for the test, without persistence, and
+// stops it at cleanup.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
 	r := &Redis{dir: t.TempDir()}
+	r.Start(t)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// StartPersistentRedis starts a redis-server that writes every change to its
+// append-only file before answering, so a test can kill and restart it
+// without losing anything it acknowledged.
+func StartPersistentRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := &Redis{dir: t.TempDir(), persist: true}
 	r.Start(t)
 	t.Cleanup(r.Stop)
 	return r
@@ -80,8 +92,13 @@ func (r *Redis) Start(t testing.TB) {
 		_, p, _ := net.SplitHostPort(r.Addr)
 		port, _ = strconv.Atoi(p)
 	}
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log"))
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", r.dir, "--save", "", "--logfile", filepath.Join(r.dir, "redis.log")}
+	if r.persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}

@@ -1,0 +1,57 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkStart prints, in one run, create-to-first-command latency for each
+// driver and for bubblewrap, and the latency of a warm pool's Acquire, all
+// measured interleaved (b.N samples each; gVisor at most 20):
+//
+//	go test ./sandbox -run '^$' -bench Start -benchtime 200x -v
+func BenchmarkStart(b *testing.B) {
+	ctx := context.Background()
+	cfg := Config{Command: EchoCommand}
+	pool := NewPool(PoolConfig{Driver: NewLinuxDriver(cfg), Warm: 2})
+	defer pool.Close()
+	ways := []BenchWay{ColdWay(NewLinuxDriver(cfg), Spec{}), ColdWay(&ProcessDriver{Command: EchoCommand}, Spec{}), AcquireWay(pool, Spec{})}
+	if bwrap, err := BwrapWay(); err == nil {
+		ways = append(ways, bwrap)
+	} else {
+		b.Logf("no baseline: %v", err)
+	}
+	var gvisor []BenchWay
+	if _, err := exec.LookPath("runsc"); err == nil {
+		gvisor = append(gvisor, ColdWay(NewGVisorDriver(cfg), Spec{}))
+	} else {
+		b.Log("no gvisor: runsc is not installed")
+	}
+
+	b.ResetTimer()
+	results, err := Bench(ctx, b.N, ways...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	more, err := Bench(ctx, min(b.N, 20), gvisor...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	load, _ := os.ReadFile("/proc/loadavg")
+	b.Logf("load average before the run ended: %s", strings.Join(strings.Fields(string(load))[:3], " "))
+	for _, r := range append(results, more...) {
+		b.Log(r)
+		name := strings.Fields(r.Name)[0]
+		if strings.Contains(r.Name, "acquire") {
+			name = "acquire"
+		}
+		b.ReportMetric(float64(r.P50)/float64(time.Millisecond), name+"-p50-ms")
+		b.ReportMetric(float64(r.P99)/float64(time.Millisecond), name+"-p99-ms")
+	}
+	b.ReportMetric(0, "ns/op")
+}

@@ -1,0 +1,271 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+)
+
+// LinuxDriver isolates each runtime with Linux namespaces (PID, mount, network,
+// UTS, IPC, cgroup; user too when not root), a fresh read-only root, cgroup
+// limits, uid 65534 without capabilities, no_new_privs and a seccomp filter.
+// See the package documentation for what its callers must do.
+type LinuxDriver struct {
+	cfg Config
+
+	once     sync.Once
+	setupErr error
+	cgroups  cgroupHost
+	init     []byte // the init's config for cfg.Command, the same for every sandbox
+}
+
+// NewLinuxDriver returns the linux driver. Its setup happens on first use.
+func NewLinuxDriver(cfg Config) *LinuxDriver {
+	return &LinuxDriver{cfg: cfg.withDefaults()}
+}
+
+func (d *LinuxDriver) Name() string { return LinuxDriverName }
+
+func (d *LinuxDriver) setup() error {
+	d.once.Do(func() {
+		if d.setupErr = d.cfg.Validate(); d.setupErr != nil {
+			return
+		}
+		if d.cgroups, d.setupErr = newCgroupHost(d.cfg.CgroupRoot); d.setupErr != nil {
+			return
+		}
+		if d.setupErr = d.cgroups.prepare(); d.setupErr != nil {
+			return
+		}
+		d.init, d.setupErr = initConfig(d.cfg, d.cfg.Command)
+	})
+	return d.setupErr
+}
+
+// Check starts one sandbox running /usr/bin/true and says what keeps it from
+// working, if anything does.
+func (d *LinuxDriver) Check(ctx context.Context) error {
+	if err := d.setup(); err != nil {
+		return fmt.Errorf("linux driver: %w", err)
+	}
+	init, err := initConfig(d.cfg, []string{"/usr/bin/true"})
+	if err != nil {
+		return fmt.Errorf("linux driver: %w", err)
+	}
+	s, err := d.start(ctx, Spec{CPU: 0.5, MemoryMiB: 64}, init)
+	if err != nil {
+		return fmt.Errorf("linux driver: %w", err)
+	}
+	exit := s.Wait()
+	if err := s.Destroy(); err != nil {
+		return fmt.Errorf("linux driver: %w", err)
+	}
+	if exit.Code != 0 {
+		return fmt.Errorf("linux driver: a trial sandbox running /usr/bin/true ended with %s", exit)
+	}
+	return nil
+}
+
+func (d *LinuxDriver) Create(ctx context.Context, spec Spec) (Sandbox, error) {
+	if err := d.setup(); err != nil {
+		return nil, fmt.Errorf("linux driver: %w", err)
+	}
+	s, err := d.start(ctx, spec, d.init)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox: %w", err)
+	}
+	return s, nil
+}
+
+// start creates the cgroup, starts the init in new namespaces, moves it into
+// the cgroup, hands it its plan, and waits until it has executed the runtime.
+func (d *LinuxDriver) start(ctx context.Context, spec Spec, init []byte) (*linuxSandbox, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	spec = spec.WithDefaults()
+	s := &linuxSandbox{id: NewID(), spec: spec, done: make(chan struct{})}
+	var err error
+	if s.cg, err = d.cgroups.create(s.id, limits{cpu: spec.CPU, memoryMiB: spec.MemoryMiB, pidsMax: d.cfg.PidsMax}); err != nil {
+		return nil, err
+	}
+	if s.stdio, err = newStdio(); err != nil {
+		s.cg.remove()
+		return nil, err
+	}
+	configR, configW, err := os.Pipe()
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	defer configW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		configR.Close()
+		s.cleanup()
+		return nil, err
+	}
+	defer statusR.Close()
+
+	s.cmd = &exec.Cmd{
+		Path: "/proc/self/exe",
+		// -test.run keeps a test binary that forgot MaybeRunInit from running its tests.
+		Args:        []string{sandboxinit.Arg, "-test.run=^$"},
+		Env:         []string{sandboxinit.Env + "=1"},
+		Stdin:       s.stdio.child[0],
+		Stdout:      s.stdio.child[1],
+		Stderr:      s.stdio.child[2],
+		ExtraFiles:  []*os.File{configR, statusW}, // fds 3 and 4
+		SysProcAttr: namespaces(),
+	}
+	err = s.cmd.Start()
+	configR.Close()
+	statusW.Close()
+	s.stdio.closeChild()
+	if err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("cannot create namespaces (%w): run the worker as root, or allow user "+
+			"namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, "+
+			"kernel.apparmor_restrict_unprivileged_userns); in a container, allow unshare/clone "+
+			"(CAP_SYS_ADMIN or a seccomp profile that permits them), or use the gvisor driver", err)
+	}
+	go s.wait()
+	if err := s.cg.add(s.cmd.Process.Pid); err != nil {
+		return nil, s.abort(err)
+	}
+	if _, err := configW.Write(init); err != nil {
+		return nil, s.abort(fmt.Errorf("send init config: %w", err))
+	}
+	configW.Close()
+
+	deadline := time.Now().Add(d.cfg.StartTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	statusR.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { statusR.SetReadDeadline(time.Now()) })
+	status, err := io.ReadAll(statusR)
+	stop()
+	switch {
+	case err == nil && string(status) == string(sandboxinit.Alive):
+		return s, nil // the status pipe closed on exec: the runtime runs
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case err != nil:
+		err = fmt.Errorf("sandbox init did not finish in time (StartTimeout %s): %w", d.cfg.StartTimeout, err)
+	case len(status) == 0:
+		err = errors.New("sandbox init ended before it started its work")
+	default:
+		err = fmt.Errorf("sandbox init: %s", status[1:])
+	}
+	return nil, s.abort(err)
+}
+
+// abort ends a sandbox whose start failed, and adds what its init wrote to
+// stderr, if anything, to the error.
+func (s *linuxSandbox) abort(err error) error {
+	s.cmd.Process.Kill()
+	<-s.done
+	s.stdio.stderr.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	diag, _ := io.ReadAll(io.LimitReader(s.stdio.stderr, 4096))
+	if diag = bytes.TrimSpace(diag); len(diag) > 0 {
+		err = fmt.Errorf("%w (stderr: %s)", err, diag)
+	}
+	s.Destroy()
+	return err
+}
+
+// initConfig plans the sandbox for a command and encodes it for the init.
+func initConfig(cfg Config, command []string) ([]byte, error) {
+	plan, err := newRootfs(cfg, command)
+	if err != nil {
+		return nil, err
+	}
+	return sandboxinit.Config{Root: plan, UserNS: os.Geteuid() != 0}.MarshalText()
+}
+
+// namespaces are the namespaces the init starts in. As root, the init is
+// root in them until it drops to 65534; otherwise a user namespace maps 65534
+// to the worker's uid and the init gets only the capabilities it needs.
+func namespaces() *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if os.Geteuid() != 0 {
+		const capSetpcap, capNetAdmin, capSysAdmin = 8, 12, 21
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: sandboxinit.UID, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: sandboxinit.GID, HostID: os.Getegid(), Size: 1}}
+		attr.AmbientCaps = []uintptr{capSetpcap, capNetAdmin, capSysAdmin}
+	}
+	return attr
+}
+
+// linuxSandbox is one runtime in its namespaces and cgroup.
+type linuxSandbox struct {
+	id    string
+	spec  Spec
+	cg    cgroup
+	cmd   *exec.Cmd
+	stdio *stdio
+
+	done chan struct{}
+	exit Exit
+
+	destroy    sync.Once
+	destroyErr error
+}
+
+func (s *linuxSandbox) ID() string            { return s.id }
+func (s *linuxSandbox) Stdin() io.WriteCloser { return s.stdio.stdin }
+func (s *linuxSandbox) Stdout() io.Reader     { return s.stdio.stdout }
+func (s *linuxSandbox) Stderr() io.Reader     { return s.stdio.stderr }
+func (s *linuxSandbox) Wait() Exit            { <-s.done; return s.exit }
+func (s *linuxSandbox) Done() <-chan struct{} { return s.done }
+
+func (s *linuxSandbox) wait() {
+	err := s.cmd.Wait()
+	exit := exitOf(s.cmd.ProcessState, err)
+	exit.MemoryMiB = s.spec.MemoryMiB
+	exit.OOMKilled = s.cg.oomKills() > 0
+	s.exit = exit
+	close(s.done)
+}
+
+// Destroy kills the runtime, which is PID 1 of the sandbox's PID namespace, so
+// the kernel kills every other process of it; kills whatever is left in the
+// cgroup; and removes the cgroup. Mounts vanish with the mount namespace.
+func (s *linuxSandbox) Destroy() error {
+	s.destroy.Do(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+		killErr := s.cg.kill()
+		s.destroyErr = errors.Join(killErr, s.stdio.close(), s.cg.remove())
+	})
+	return s.destroyErr
+}
+
+// cleanup undoes a start that failed before the init ran.
+func (s *linuxSandbox) cleanup() {
+	s.stdio.close()
+	s.cg.remove()
+}
+
+// cpuUsage is the CPU time the sandbox has used, from its cgroup.
+func (s *linuxSandbox) cpuUsage() (time.Duration, error) { return s.cg.cpuUsage() }
+
+// cgroupDirs are the sandbox's cgroup folders on the host.
+func (s *linuxSandbox) cgroupDirs() []string { return s.cg.dirs() }
