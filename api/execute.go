@@ -56,6 +56,7 @@ func (s *Server) execute(c echo.Context) error {
 	rec := &run.Record{
 		ID:           run.NewID("run"),
 		AgentID:      run.NewID("agent"),
+		Org:          orgOf(c),
 		Mode:         run.ModeSync,
 		Status:       run.StatusQueued,
 		RuntimeState: run.RuntimePending,

@@ -77,6 +77,10 @@ func (s *Server) loadRun(c echo.Context) (*run.Record, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	if rec.Org != orgOf(c) {
+		// Another organization's run: 404, not 403, so ids leak nothing.
+		return nil, notFound("run", id)
+	}
 	return rec, nil
 }
 

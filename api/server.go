@@ -129,6 +129,7 @@ func (s *Server) routes() *echo.Echo {
 	e.HTTPErrorHandler = errorHandler(s.log)
 	e.Use(s.metrics.middleware)
 	e.Use(middleware.Recover())
+	e.Use(s.authenticate) // exempts health and metrics
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -146,6 +147,8 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/agent/v1/execute", s.execute, limit)
 	e.GET("/agent/v1/run/:id/status", s.runStatus)
 	e.GET("/agent/v1/run/:id/details", s.runDetails)
+	s.runRoutes(e)
+	s.agentRoutes(e)
 	return e
 }
 
