@@ -28,6 +28,8 @@ type cgroupHost interface {
 	version() int
 	// prepare creates the root and enables what its children need. Idempotent.
 	prepare() error
+	// roots are the root's folders, one per hierarchy.
+	roots() []string
 	// create makes a cgroup enforcing l. Exceeding its memory kills everything
 	// in it, as one.
 	create(name string, l limits) (cgroup, error)
@@ -185,6 +187,28 @@ func readKey(path, key string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no %s", path, key)
+}
+
+// sweep removes the sandbox cgroups a dead worker left under the roots: empty
+// ones, older than a minute (a cgroup being created is empty for a moment).
+func sweep(roots []string) (removed int) {
+	for _, root := range roots {
+		entries, _ := os.ReadDir(root)
+		for _, e := range entries {
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), "sbx_") {
+				continue
+			}
+			dir := filepath.Join(root, e.Name())
+			info, err := e.Info()
+			if err != nil || time.Since(info.ModTime()) < time.Minute || readFileString(filepath.Join(dir, "cgroup.procs")) != "" {
+				continue
+			}
+			if syscall.Rmdir(dir) == nil {
+				removed++
+			}
+		}
+	}
+	return removed
 }
 
 // killProcs kills every process listed in a cgroup.procs file until it is

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -133,4 +134,59 @@ func TestCgroupV2Kill(t *testing.T) {
 	}
 	require.NoError(t, cg.remove())
 	require.NoDirExists(t, cg.dir)
+}
+
+func TestCgroupSweep(t *testing.T) {
+	root := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	for _, d := range []string{"sbx_old", "sbx_busy", "sbx_new", "other"} {
+		require.NoError(t, os.Mkdir(filepath.Join(root, d), 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sbx_busy", "cgroup.procs"), []byte("123\n"), 0o644))
+	for _, d := range []string{"sbx_old", "sbx_busy", "other"} {
+		require.NoError(t, os.Chtimes(filepath.Join(root, d), old, old))
+	}
+	require.Equal(t, 1, sweep([]string{root}))
+	require.NoDirExists(t, filepath.Join(root, "sbx_old"))
+	for _, d := range []string{"sbx_busy", "sbx_new", "other"} {
+		require.DirExists(t, filepath.Join(root, d))
+	}
+}
+
+// bareV2Host makes v2 cgroups without limits: this host's v2 hierarchy has
+// no controllers, but can show that the init is cloned straight into one.
+type bareV2Host struct{ root string }
+
+func (h *bareV2Host) version() int    { return 2 }
+func (h *bareV2Host) prepare() error  { return os.MkdirAll(h.root, 0o755) }
+func (h *bareV2Host) roots() []string { return []string{h.root} }
+func (h *bareV2Host) create(name string, _ limits) (cgroup, error) {
+	cg := &cgroupV2{dir: filepath.Join(h.root, name)}
+	return cg, os.Mkdir(cg.dir, 0o755)
+}
+
+func TestCloneIntoCgroupV2(t *testing.T) {
+	t.Parallel()
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	mount := parseCgroupMounts(string(mounts)).v2
+	if mount == "" {
+		t.Skip("no cgroup v2 hierarchy")
+	}
+	d := NewLinuxDriver(sh(`echo started; read x`))
+	require.NoError(t, d.setup())
+	h := &bareV2Host{root: filepath.Join(mount, "oneshot-test-"+NewID())}
+	require.NoError(t, h.prepare())
+	defer os.Remove(h.root)
+	d.cgroups = h
+
+	sb := start(t, d, Spec{})
+	line, err := bufio.NewReader(sb.Stdout()).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "started\n", line)
+	require.False(t, d.noCloneInto.Load(), "clone3 into the cgroup failed")
+	pid := sb.(*linuxSandbox).cmd.Process.Pid
+	require.Equal(t, []int{pid}, cgroupPids(t, sb))
+	require.NoError(t, sb.Destroy())
+	require.NoDirExists(t, cgroupOf(t, sb).cgroupDirs()[0])
 }

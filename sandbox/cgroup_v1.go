@@ -44,6 +44,16 @@ func (h *cgroupV1Host) prepare() error {
 	return nil
 }
 
+func (h *cgroupV1Host) roots() []string {
+	var roots []string
+	for _, d := range h.dirsOf(h.root) {
+		if !slices.Contains(roots, d) {
+			roots = append(roots, d)
+		}
+	}
+	return roots
+}
+
 func (h *cgroupV1Host) create(name string, l limits) (cgroup, error) {
 	byController := h.dirsOf(filepath.Join(h.root, name))
 	cg := &cgroupV1{memory: byController["memory"], pids: byController["pids"], cpuacct: byController["cpuacct"]}

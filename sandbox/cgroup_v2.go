@@ -52,6 +52,8 @@ func (h *cgroupV2Host) enable(dir, controllers string) error {
 	return nil
 }
 
+func (h *cgroupV2Host) roots() []string { return []string{filepath.Join(h.mount, h.root)} }
+
 func (h *cgroupV2Host) create(name string, l limits) (cgroup, error) {
 	cg := &cgroupV2{dir: filepath.Join(h.mount, h.root, name)}
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {

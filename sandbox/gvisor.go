@@ -62,6 +62,9 @@ func (d *GVisorDriver) setup() error {
 			if err := d.cgroups.prepare(); err != nil {
 				return err
 			}
+			if n := sweep(d.cgroups.roots()); n > 0 {
+				d.cfg.Logger.Warn("sandbox: removed cgroups a dead worker left", "count", n)
+			}
 			d.root, err = newRootfs(d.cfg, d.cfg.Command)
 			return err
 		}()

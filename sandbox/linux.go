@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +28,9 @@ type LinuxDriver struct {
 	once     sync.Once
 	setupErr error
 	cgroups  cgroupHost
-	init     []byte // the init's config for cfg.Command, the same for every sandbox
+	plan     []byte // the init's config for cfg.Command, the same for every sandbox
+
+	noCloneInto atomic.Bool // the kernel cannot clone into a cgroup
 }
 
 // NewLinuxDriver returns the linux driver. Its setup happens on first use.
@@ -48,7 +51,10 @@ func (d *LinuxDriver) setup() error {
 		if d.setupErr = d.cgroups.prepare(); d.setupErr != nil {
 			return
 		}
-		d.init, d.setupErr = initConfig(d.cfg, d.cfg.Command)
+		if n := sweep(d.cgroups.roots()); n > 0 {
+			d.cfg.Logger.Warn("sandbox: removed cgroups a dead worker left", "count", n)
+		}
+		d.plan, d.setupErr = initConfig(d.cfg, d.cfg.Command)
 	})
 	return d.setupErr
 }
@@ -59,11 +65,11 @@ func (d *LinuxDriver) Check(ctx context.Context) error {
 	if err := d.setup(); err != nil {
 		return fmt.Errorf("linux driver: %w", err)
 	}
-	init, err := initConfig(d.cfg, []string{"/usr/bin/true"})
+	plan, err := initConfig(d.cfg, []string{"/usr/bin/true"})
 	if err != nil {
 		return fmt.Errorf("linux driver: %w", err)
 	}
-	s, err := d.start(ctx, Spec{CPU: 0.5, MemoryMiB: 64}, init)
+	s, err := d.start(ctx, Spec{CPU: 0.5, MemoryMiB: 64}, plan)
 	if err != nil {
 		return fmt.Errorf("linux driver: %w", err)
 	}
@@ -81,7 +87,7 @@ func (d *LinuxDriver) Create(ctx context.Context, spec Spec) (Sandbox, error) {
 	if err := d.setup(); err != nil {
 		return nil, fmt.Errorf("linux driver: %w", err)
 	}
-	s, err := d.start(ctx, spec, d.init)
+	s, err := d.start(ctx, spec, d.plan)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
@@ -89,8 +95,8 @@ func (d *LinuxDriver) Create(ctx context.Context, spec Spec) (Sandbox, error) {
 }
 
 // start creates the cgroup, starts the init in new namespaces, moves it into
-// the cgroup, hands it its plan, and waits until it has executed the runtime.
-func (d *LinuxDriver) start(ctx context.Context, spec Spec, init []byte) (*linuxSandbox, error) {
+// the cgroup (v1), hands it its plan, and waits until it has executed the runtime.
+func (d *LinuxDriver) start(ctx context.Context, spec Spec, plan []byte) (*linuxSandbox, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -118,18 +124,24 @@ func (d *LinuxDriver) start(ctx context.Context, spec Spec, init []byte) (*linux
 	}
 	defer statusR.Close()
 
-	s.cmd = &exec.Cmd{
-		Path: "/proc/self/exe",
-		// -test.run keeps a test binary that forgot MaybeRunInit from running its tests.
-		Args:        []string{sandboxinit.Arg, "-test.run=^$"},
-		Env:         []string{sandboxinit.Env + "=1"},
-		Stdin:       s.stdio.child[0],
-		Stdout:      s.stdio.child[1],
-		Stderr:      s.stdio.child[2],
-		ExtraFiles:  []*os.File{configR, statusW}, // fds 3 and 4
-		SysProcAttr: namespaces(),
+	// On cgroup v2 the init is cloned straight into its cgroup; on v1 it is
+	// moved there before it reads its config.
+	attr := namespaces()
+	if v2, ok := s.cg.(*cgroupV2); ok && !d.noCloneInto.Load() {
+		if dir, err := os.Open(v2.dir); err == nil {
+			defer dir.Close()
+			attr.UseCgroupFD, attr.CgroupFD = true, int(dir.Fd())
+		}
 	}
+	s.cmd = d.initCmd(s.stdio, configR, statusW, attr)
 	err = s.cmd.Start()
+	if err != nil && attr.UseCgroupFD {
+		// clone3 with CLONE_INTO_CGROUP needs Linux 5.7: move the init instead.
+		d.noCloneInto.Store(true)
+		attr.UseCgroupFD = false
+		s.cmd = d.initCmd(s.stdio, configR, statusW, attr)
+		err = s.cmd.Start()
+	}
 	configR.Close()
 	statusW.Close()
 	s.stdio.closeChild()
@@ -141,10 +153,12 @@ func (d *LinuxDriver) start(ctx context.Context, spec Spec, init []byte) (*linux
 			"(CAP_SYS_ADMIN or a seccomp profile that permits them), or use the gvisor driver", err)
 	}
 	go s.wait()
-	if err := s.cg.add(s.cmd.Process.Pid); err != nil {
-		return nil, s.abort(err)
+	if !attr.UseCgroupFD {
+		if err := s.cg.add(s.cmd.Process.Pid); err != nil {
+			return nil, s.abort(err)
+		}
 	}
-	if _, err := configW.Write(init); err != nil {
+	if _, err := configW.Write(plan); err != nil {
 		return nil, s.abort(fmt.Errorf("send init config: %w", err))
 	}
 	configW.Close()
@@ -184,6 +198,21 @@ func (s *linuxSandbox) abort(err error) error {
 	}
 	s.Destroy()
 	return err
+}
+
+// initCmd is the command that starts the init: this binary again.
+func (d *LinuxDriver) initCmd(pipes *stdio, config, status *os.File, attr *syscall.SysProcAttr) *exec.Cmd {
+	return &exec.Cmd{
+		Path: "/proc/self/exe",
+		// -test.run keeps a test binary that somehow missed the init from running its tests.
+		Args:        []string{sandboxinit.Arg, "-test.run=^$"},
+		Env:         []string{sandboxinit.Env + "=1"},
+		Stdin:       pipes.child[0],
+		Stdout:      pipes.child[1],
+		Stderr:      pipes.child[2],
+		ExtraFiles:  []*os.File{config, status}, // fds 3 and 4
+		SysProcAttr: attr,
+	}
 }
 
 // initConfig plans the sandbox for a command and encodes it for the init.

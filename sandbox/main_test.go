@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -89,6 +90,20 @@ func helper(args []string) int {
 		cmd.Run()
 		fmt.Println("runtime survived")
 		time.Sleep(time.Minute)
+	case "worker": // worker DRIVER SCRIPT: create a sandbox, print its id and cgroups, block
+		d, err := NewDriver(args[1], Config{Command: []string{"/bin/sh", "-c", args[2]}})
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		sb, err := d.Create(context.Background(), Spec{})
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		dirs := sb.(interface{ cgroupDirs() []string }).cgroupDirs()
+		fmt.Println(sb.ID(), strings.Join(dirs, " "))
+		select {}
 	case "write-self": // the runtime binary is bound read-only
 		self, _ := os.Executable()
 		f, err := os.OpenFile(self, os.O_WRONLY, 0)

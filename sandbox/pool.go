@@ -86,6 +86,14 @@ func NewPool(cfg PoolConfig) *Pool {
 		classes: map[string]*warmClass{},
 		changed: make(chan struct{}),
 	}
+	if cfg.Driver != nil {
+		// Counters of problems start at zero, so rates and alerts see them
+		// before the first one.
+		name := cfg.Driver.Name()
+		p.metrics.misses.WithLabelValues(name)
+		p.metrics.oomKills.WithLabelValues(name)
+		p.metrics.createFailures.WithLabelValues(name)
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.Warm < 0 {
 		return p

@@ -32,7 +32,7 @@ func (d *ProcessDriver) Check(ctx context.Context) error {
 	if len(d.Command) == 0 {
 		return errors.New("unsafe-process driver: no runtime command configured")
 	}
-	if _, err := os.Stat(d.Command[0]); err != nil {
+	if _, err := exec.LookPath(d.Command[0]); err != nil {
 		return fmt.Errorf("unsafe-process driver: runtime binary: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -370,4 +371,47 @@ func TestCreateFailsCleanly(t *testing.T) {
 		require.Empty(t, sub, "a cgroup left behind")
 	}
 	require.NoError(t, rmdirAll(dirs))
+}
+
+func TestWorkerDeathKillsSandboxes(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, name string) {
+		newTestDriver(t, name, sh("true")) // skips gvisor without runsc
+		marker := "sleep 3" + strconv.Itoa(int(time.Now().UnixNano()%100000))
+		if name == GVisorDriverName {
+			marker += "1"
+		}
+		exe, err := os.Executable()
+		require.NoError(t, err)
+		worker := exec.Command(exe, "sandbox-helper", "worker", name, marker+" & "+marker+"; wait")
+		out, err := worker.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, worker.Start())
+		line, err := bufio.NewReader(out).ReadString('\n')
+		require.NoError(t, err, "the worker said nothing")
+		fields := strings.Fields(line)
+		require.True(t, strings.HasPrefix(fields[0], "sbx_"), line)
+		id, dirs := fields[0], fields[1:]
+		t.Cleanup(func() { // what a dead worker leaves: empty cgroups; gVisor's bundle and state
+			rmdirAll(dirs)
+			bundles, _ := filepath.Glob(filepath.Join(os.TempDir(), "oneshot-gvisor-"+id+"-*"))
+			for _, b := range bundles {
+				os.RemoveAll(b)
+			}
+			if name == GVisorDriverName {
+				exec.Command("runsc", "--root="+Config{}.withDefaults().RunscRoot, "delete", "-force", id).Run()
+			}
+			requireNothingLeft(t, id)
+		})
+
+		require.NoError(t, worker.Process.Kill())
+		worker.Wait()
+		require.Eventually(t, func() bool {
+			for _, d := range dirs {
+				if b, err := os.ReadFile(filepath.Join(d, "cgroup.procs")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+					return false
+				}
+			}
+			return len(hostProcessesWith(marker)) == 0
+		}, 10*time.Second, 10*time.Millisecond, "the sandbox outlived its worker")
+	})
 }
