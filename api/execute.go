@@ -1,9 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -45,17 +47,21 @@ type responseUsage struct {
 }
 
 func (s *Server) execute(c echo.Context) error {
-	var req executeRequest
-	if err := decodeJSON(c, &req); err != nil {
+	body, err := readBody(c)
+	if err != nil {
 		return err
 	}
-	spec, err := s.validateExecute(&req)
+	var req executeRequest
+	if err := decodeBody(body, &req); err != nil {
+		return err
+	}
+	spec, err := s.validateExecute(c.Request().Context(), orgOf(c), &req)
 	if err != nil {
 		return err
 	}
 	rec := &run.Record{
 		ID:           run.NewID("run"),
-		AgentID:      run.NewID("agent"),
+		AgentID:      cmp.Or(req.AgentID, run.NewID("agent")),
 		Org:          orgOf(c),
 		Mode:         run.ModeSync,
 		Status:       run.StatusQueued,
@@ -71,14 +77,20 @@ func (s *Server) execute(c echo.Context) error {
 	}
 
 	var wake <-chan struct{}
-	if rec.Mode == run.ModeSync {
-		// Registered before the enqueue: the fastest worker cannot finish first.
-		var done func()
-		wake, done = s.waiters.Add(rec.ID)
-		defer done()
-	}
-	if err := s.enqueue(c.Request().Context(), rec); err != nil {
+	done := func() {}
+	defer func() { done() }()
+	runID, replay, err := s.idempotent(c, body, func() (string, error) {
+		if rec.Mode == run.ModeSync {
+			// Registered before the enqueue: the fastest worker cannot finish first.
+			wake, done = s.waiters.Add(rec.ID)
+		}
+		return rec.ID, s.enqueue(c.Request().Context(), rec)
+	})
+	if err != nil {
 		return err
+	}
+	if replay {
+		return s.replayExecute(c, runID)
 	}
 	s.metrics.executes.WithLabelValues(string(rec.Mode)).Inc()
 	if rec.Mode == run.ModeLegacy {
@@ -121,16 +133,18 @@ func (s *Server) wait(c echo.Context, rec *run.Record, wake <-chan struct{}) err
 	ctx := c.Request().Context()
 	timeout := time.NewTimer(s.cfg.SyncTimeout)
 	defer timeout.Stop()
-	// A slow poll guards against lost wake-ups (pub/sub is at-most-once).
-	pollEvery := 500 * time.Millisecond
-	poll := time.NewTimer(pollEvery)
+	// A slow poll guards against lost wake-ups (pub/sub is at-most-once; a
+	// reconnect already wakes every waiter). Jittered, so that thousands of
+	// waiters do not poll in step.
+	pollEvery := time.Second
+	poll := time.NewTimer(jitter(pollEvery))
 	defer poll.Stop()
 	for {
 		select {
 		case <-wake:
 		case <-poll.C:
-			pollEvery = min(2*pollEvery, 5*time.Second)
-			poll.Reset(pollEvery)
+			pollEvery = min(2*pollEvery, 10*time.Second)
+			poll.Reset(jitter(pollEvery))
 		case <-timeout.C:
 			return s.answerPending(c, rec, fmt.Sprintf("Still running after %s.", s.cfg.SyncTimeout))
 		case <-s.draining:
@@ -152,6 +166,9 @@ func (s *Server) wait(c echo.Context, rec *run.Record, wake <-chan struct{}) err
 		}
 	}
 }
+
+// jitter returns d plus up to a quarter of it, at random.
+func jitter(d time.Duration) time.Duration { return d + rand.N(d/4+1) }
 
 // answerPending answers a sync request whose run has not ended (yet): with the
 // result if it ended meanwhile, else with where to poll.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof" // registers on http.DefaultServeMux, served only when Pprof is on
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/oneshot-dev/oneshot/model"
 	"github.com/oneshot-dev/oneshot/run"
+	"github.com/oneshot-dev/oneshot/webhook"
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -49,9 +51,31 @@ type Config struct {
 	TaskRetention time.Duration
 	// DefaultModel is used when a request names none. Default model.DefaultModel.
 	DefaultModel string
+	// RunRetention is how long run records are kept (run.StoreConfig); an
+	// Idempotency-Key is remembered as long. Default 24h.
+	RunRetention time.Duration
+
+	// APIKeys are keys from the settings. With none here and none ever made
+	// in Redis (KeyStore), the server is open: no key needed, no limits.
+	APIKeys []APIKey
+	// AuthCacheTTL is how long a lookup of a stored key (found or not) is
+	// cached, hence how long a revoked key may still work. Default 10s.
+	AuthCacheTTL time.Duration
+	// RateLimit is requests per minute per key, shared by all replicas;
+	// zero or less: no limit.
+	RateLimit int
+
+	// EventsHeartbeat is how often an idle event stream (SSE) sends a comment,
+	// so that proxies keep it open. Default 15s.
+	EventsHeartbeat time.Duration
+	// WebhookGuard checks the callback URLs clients register.
+	WebhookGuard webhook.Guard
 
 	// ReadyFunc, if set, is an extra readiness check for /readyz.
 	ReadyFunc func(context.Context) error
+	// Pprof mounts Go's profiler at /debug/pprof/ (behind the API key when
+	// keys are on). Default off.
+	Pprof bool
 	// Monitoring, if set, is mounted at /monitoring (the Asynq web UI).
 	Monitoring http.Handler
 
@@ -71,6 +95,9 @@ func (c *Config) setDefaults() {
 	c.RunDeadline = cmp.Or(c.RunDeadline, 30*time.Minute)
 	c.TaskRetention = cmp.Or(c.TaskRetention, time.Hour)
 	c.DefaultModel = cmp.Or(c.DefaultModel, model.DefaultModel)
+	c.RunRetention = cmp.Or(c.RunRetention, 24*time.Hour)
+	c.AuthCacheTTL = cmp.Or(c.AuthCacheTTL, 10*time.Second)
+	c.EventsHeartbeat = cmp.Or(c.EventsHeartbeat, 15*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -84,6 +111,12 @@ type Server struct {
 	client  *asynq.Client
 	waiters *Waiters
 	metrics *metrics
+	auth    *authenticator
+	limiter *limiter // nil: no rate limit
+	// Run lifecycle: event streams, cancels of queued tasks, webhooks.
+	events    *eventHub
+	inspector *asynq.Inspector
+	notifier  *webhook.Notifier
 	// draining is closed when the process stops: waiting sync requests then
 	// answer with the run id to poll instead of holding up the shutdown.
 	draining  chan struct{}
@@ -102,7 +135,12 @@ func New(cfg Config) (*Server, error) {
 		client:   asynq.NewClientFromRedisClient(cfg.Redis),
 		waiters:  NewWaiters(cfg.Redis, "oneshot:reply:"+cfg.InstanceID, cfg.Logger),
 		draining: make(chan struct{}),
+		auth:     newAuthenticator(cfg.APIKeys, NewKeyStore(cfg.Redis), cfg.AuthCacheTTL),
+		limiter:  newLimiter(cfg.Redis, cfg.RateLimit),
 	}
+	s.events = newEventHub(cfg.Redis, cfg.Store, cfg.Logger)
+	s.inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
+	s.notifier = &webhook.Notifier{Client: s.client, Logger: cfg.Logger}
 	s.metrics = newMetrics(cfg.Registry, s.waiters)
 	s.echo = s.routes()
 	return s, nil
@@ -111,7 +149,10 @@ func New(cfg Config) (*Server, error) {
 // Start subscribes the process's reply channel. It returns once wake-ups can
 // be heard; they are heard until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
-	return s.waiters.Start(ctx)
+	if err := s.waiters.Start(ctx); err != nil {
+		return err
+	}
+	return s.events.Start(ctx)
 }
 
 // Drain makes waiting sync requests answer now with their run id (202).
@@ -135,6 +176,9 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/readyz", s.readyz)
 	if s.cfg.Registry != nil {
 		e.GET("/metrics", echo.WrapHandler(metricsHandler(s.cfg.Registry)))
+	}
+	if s.cfg.Pprof {
+		e.Any("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
 	}
 	if s.cfg.Monitoring != nil {
 		e.Any("/monitoring", echo.WrapHandler(s.cfg.Monitoring))

@@ -51,6 +51,9 @@ func (w *Waiters) Start(ctx context.Context) error {
 }
 
 func (w *Waiters) listen(ctx context.Context, ps *redis.PubSub) {
+	// Receive does not return when ctx ends; closing the subscription does.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	defer ps.Close()
 	for {
 		msg, err := ps.Receive(ctx)

@@ -11,6 +11,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/oneshot-dev/oneshot/agent"
+	"github.com/oneshot-dev/oneshot/bench"
 	"github.com/oneshot-dev/oneshot/internal/system"
 )
 
@@ -24,6 +25,8 @@ commands:
   api       the HTTP API (needs ONESHOT_REDIS_URL)
   worker    a worker that runs execute tasks in sandboxes (needs ONESHOT_REDIS_URL)
   agent     the agent runtime, started inside a sandbox by a worker
+  keys      create, list and revoke API keys (needs ONESHOT_REDIS_URL)
+  bench     load and fault scenarios against a system it starts on loopback (docs/reliability.md)
   version   print the version
 
 Settings are ONESHOT_* environment variables; see the README.`
@@ -40,12 +43,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	case "agent":
 		return agent.Run(ctx, stdin, stdout, stderr, agent.Workspace())
+	case "bench":
+		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "dev":
 		return serve(ctx, system.Roles{API: true, Worker: true}, stdout, stderr)
 	case "api":
 		return serve(ctx, system.Roles{API: true}, stdout, stderr)
 	case "worker":
 		return serve(ctx, system.Roles{Worker: true}, stdout, stderr)
+	case "keys":
+		return keys(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -108,26 +115,42 @@ func announce(w io.Writer, sys *system.System, roles system.Roles, cfg system.Co
 	if sys.Embedded() {
 		fmt.Fprintf(&b, "  redis      embedded (in memory, lost on exit) at %s; set ONESHOT_REDIS_URL for a real one\n", sys.RedisURL())
 	} else {
-		fmt.Fprintf(&b, "  redis      %s\n", redactURL(sys.RedisURL()))
+		fmt.Fprintf(&b, "  redis      %s\n", sys.RedactedRedisURL())
 	}
+	auth := ""
 	if roles.API {
 		fmt.Fprintf(&b, "  models     builtin/echo always; others need a provider setting (see README)\n")
+		fmt.Fprintf(&b, "  auth       %s\n", authLine(sys))
+		if open, err := sys.API.Open(context.Background()); err == nil && !open {
+			auth = " -H 'authorization: Bearer <key>'"
+		}
 	}
-	fmt.Fprintf(&b, "Try:\n  curl -s %s/agent/v1/execute -H 'content-type: application/json' -d '{\"prompt\":\"hello\",\"model\":\"builtin/echo\"}'\n", "http://"+sys.APIAddr)
+	fmt.Fprintf(&b, "Try:\n  curl -s %s/agent/v1/execute%s -H 'content-type: application/json' -d '{\"prompt\":\"hello\",\"model\":\"builtin/echo\"}'\n", "http://"+sys.APIAddr, auth)
 	if !roles.API {
 		b.Reset()
-		fmt.Fprintf(&b, "oneshot %s worker: http://%s/metrics, sandbox %s, redis %s\n", version, sys.WorkerAddr, cfg.SandboxDriver, redactURL(sys.RedisURL()))
+		fmt.Fprintf(&b, "oneshot %s worker: http://%s/metrics, sandbox %s, redis %s\n", version, sys.WorkerAddr, cfg.SandboxDriver, sys.RedactedRedisURL())
 	}
 	io.WriteString(w, b.String())
 }
 
-// redactURL hides a password in a Redis URL.
-func redactURL(u string) string {
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "***" + u[at:]
-		}
-	}
-	return u
-}
 
+// authLine says whether the API needs keys.
+func authLine(sys *system.System) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	open, err := sys.API.Open(ctx)
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	if open {
+		return "open (no API keys): anyone who reaches this address can run tasks"
+	}
+	n, err := sys.API.KeyCount(ctx)
+	if err != nil {
+		return "API keys required (" + err.Error() + ")"
+	}
+	if n == 1 {
+		return "1 key; send Authorization: Bearer <key>"
+	}
+	return fmt.Sprintf("%d keys; send Authorization: Bearer <key>", n)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/oneshot-dev/oneshot/api"
 	"github.com/oneshot-dev/oneshot/model"
 )
 
@@ -24,6 +25,7 @@ type Config struct {
 	RunRetention      time.Duration `envconfig:"RUN_RETENTION" default:"24h"`
 	TaskRetention     time.Duration `envconfig:"TASK_RETENTION" default:"1h"`
 	Monitoring        string        `envconfig:"MONITORING" default:"on"`
+	Pprof             bool          `envconfig:"PPROF" default:"false"`
 	PrometheusURL     string        `envconfig:"PROMETHEUS_URL"`
 	WorkerConcurrency int           `envconfig:"WORKER_CONCURRENCY" default:"10"`
 	// TaskCheckInterval: zero means 1ms on a real Redis, 20ms on the embedded
@@ -48,6 +50,32 @@ type Config struct {
 	RuntimeCommand []string `envconfig:"RUNTIME_COMMAND"`
 
 	DefaultModel string `envconfig:"DEFAULT_MODEL" default:"anthropic/claude-sonnet-4.6"`
+
+	// APIKeys are org:key pairs; keys made with `oneshot keys create` live in
+	// Redis. With no key anywhere the API is open (for dev).
+	APIKeys []string `envconfig:"API_KEYS"`
+	// AuthCacheTTL: how long the API caches a stored key's lookup, hence how
+	// long a revoked key may still work. Zero means 10s.
+	AuthCacheTTL time.Duration `envconfig:"AUTH_CACHE_TTL" default:"10s"`
+	// RateLimit is requests per minute per API key, across replicas; 0 is off.
+	RateLimit int `envconfig:"RATE_LIMIT" default:"600"`
+
+	// Run lifecycle (docs/runs.md). EventsHeartbeat: the comment an idle
+	// event stream sends so that proxies keep it open.
+	EventsHeartbeat time.Duration `envconfig:"EVENTS_HEARTBEAT" default:"15s"`
+	// WebhookSecret keys the X-Oneshot-Signature of webhook deliveries; unset,
+	// each worker makes a random one (signatures then verify nowhere).
+	WebhookSecret string `envconfig:"WEBHOOK_SECRET"`
+	// WebhookAllowLoopback allows callback URLs on loopback addresses and
+	// plain http: for local development only.
+	WebhookAllowLoopback bool `envconfig:"WEBHOOK_ALLOW_LOOPBACK" default:"false"`
+	// WebhookCAFile is a PEM file of CAs trusted for receivers, besides the
+	// system's (a receiver with a private CA).
+	WebhookCAFile      string        `envconfig:"WEBHOOK_CA_FILE"`
+	WebhookTimeout     time.Duration `envconfig:"WEBHOOK_TIMEOUT" default:"10s"`
+	WebhookRetryDelay  time.Duration `envconfig:"WEBHOOK_RETRY_DELAY" default:"10s"`
+	WebhookConcurrency int           `envconfig:"WEBHOOK_CONCURRENCY" default:"10"`
+
 	// Model providers: ONESHOT_ANTHROPIC_*, ONESHOT_OPENAI_*, ONESHOT_GATEWAY_*
 	// and ONESHOT_MODEL_*; see model.Config.
 	model.Config
@@ -79,6 +107,26 @@ func (c *Config) Validate() error {
 	}
 	if c.WorkerConcurrency < 1 {
 		return fmt.Errorf("ONESHOT_WORKER_CONCURRENCY is %d: need at least 1", c.WorkerConcurrency)
+	}
+	if _, err := api.ParseAPIKeys(c.APIKeys); err != nil {
+		return fmt.Errorf("ONESHOT_API_KEYS: %w", err)
+	}
+	if c.AuthCacheTTL < 0 {
+		return fmt.Errorf("ONESHOT_AUTH_CACHE_TTL is %s: need a positive duration such as 10s", c.AuthCacheTTL)
+	}
+	if c.RateLimit < 0 {
+		return fmt.Errorf("ONESHOT_RATE_LIMIT is %d: need requests per minute per key, or 0 for no limit", c.RateLimit)
+	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"ONESHOT_EVENTS_HEARTBEAT", c.EventsHeartbeat}, {"ONESHOT_WEBHOOK_TIMEOUT", c.WebhookTimeout}, {"ONESHOT_WEBHOOK_RETRY_DELAY", c.WebhookRetryDelay}} {
+		if d.value < 0 {
+			return fmt.Errorf("%s is %s: need a positive duration", d.name, d.value)
+		}
+	}
+	if c.WebhookConcurrency < 0 {
+		return fmt.Errorf("ONESHOT_WEBHOOK_CONCURRENCY is %d: need at least 1", c.WebhookConcurrency)
 	}
 	if c.TaskCheckInterval < 0 {
 		return fmt.Errorf("ONESHOT_TASK_CHECK_INTERVAL is %s: need a positive duration such as 1ms", c.TaskCheckInterval)

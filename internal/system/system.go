@@ -2,6 +2,7 @@ package system
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,7 @@ import (
 	"github.com/oneshot-dev/oneshot/run"
 	"github.com/oneshot-dev/oneshot/sandbox"
 	"github.com/oneshot-dev/oneshot/service"
+	"github.com/oneshot-dev/oneshot/webhook"
 	"github.com/oneshot-dev/oneshot/worker"
 )
 
@@ -86,11 +89,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			return nil, err
 		}
 	}
-	opt, err := redis.ParseURL(s.cfg.RedisURL)
-	if err != nil {
+	if s.Redis, err = newRedis(s.cfg.RedisURL); err != nil {
 		return nil, fmt.Errorf("ONESHOT_REDIS_URL: %w", err)
 	}
-	s.Redis = redis.NewClient(opt)
 	s.Store = run.NewStore(run.StoreConfig{Redis: s.Redis, Retention: cfg.RunRetention})
 
 	router, err := model.NewRouterFromConfig(cfg.Config, model.NewMetrics(s.Registry))
@@ -156,20 +157,33 @@ func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTT
 		Registerer: s.Registry,
 		Logger:     s.log,
 	})
+	rootCAs, err := webhookRootCAs(s.cfg.WebhookCAFile)
+	if err != nil {
+		return err
+	}
+	if s.cfg.WebhookAllowLoopback {
+		s.log.Warn("ONESHOT_WEBHOOK_ALLOW_LOOPBACK is on: webhooks may reach loopback addresses and plain http; for local development only")
+	}
 	s.Worker, err = worker.New(worker.Config{
-		Redis:             s.Redis,
-		Store:             s.Store,
-		Pool:              s.Pool,
-		Router:            router,
-		Concurrency:       s.cfg.WorkerConcurrency,
-		TaskCheckInterval: s.cfg.TaskCheckInterval,
-		ShutdownTimeout:   s.cfg.ShutdownTimeout,
-		RunDeadline:       s.cfg.RunDeadline,
-		MaxTurns:          s.cfg.MaxTurns,
-		MaxTokens:         s.cfg.MaxTokens,
-		MaxOutputTokens:   s.cfg.MaxOutputTokens,
-		Logger:            s.log,
-		Registerer:        s.Registry,
+		Redis:              s.Redis,
+		Store:              s.Store,
+		Pool:               s.Pool,
+		Router:             router,
+		Concurrency:        s.cfg.WorkerConcurrency,
+		TaskCheckInterval:  s.cfg.TaskCheckInterval,
+		ShutdownTimeout:    s.cfg.ShutdownTimeout,
+		RunDeadline:        s.cfg.RunDeadline,
+		MaxTurns:           s.cfg.MaxTurns,
+		MaxTokens:          s.cfg.MaxTokens,
+		MaxOutputTokens:    s.cfg.MaxOutputTokens,
+		WebhookSecret:      []byte(s.cfg.WebhookSecret),
+		WebhookGuard:       webhook.Guard{AllowLoopback: s.cfg.WebhookAllowLoopback},
+		WebhookRootCAs:     rootCAs,
+		WebhookTimeout:     s.cfg.WebhookTimeout,
+		WebhookRetryDelay:  s.cfg.WebhookRetryDelay,
+		WebhookConcurrency: s.cfg.WebhookConcurrency,
+		Logger:             s.log,
+		Registerer:         s.Registry,
 		HostTools: service.New(service.Config{
 			LegalResearchURL: s.cfg.LegalResearchURL, LegalResearchAPIKey: s.cfg.LegalResearchAPIKey,
 			VaultURL: s.cfg.VaultURL, VaultAPIKey: s.cfg.VaultAPIKey,
@@ -206,6 +220,10 @@ func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTT
 }
 
 func (s *System) startAPI(ctx context.Context, router *model.Router) error {
+	// Asynq's queue metrics (asynq_queue_size, asynq_queue_latency_seconds,
+	// asynq_tasks_*) are read from Redis at each scrape: API processes export
+	// them, workers do not, so N workers do not ask Redis N times.
+	s.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(asynq.NewInspectorFromRedisClient(s.Redis)))
 	var monitoring http.Handler
 	if s.cfg.Monitoring != "off" {
 		connOpt, err := asynq.ParseRedisURI(s.cfg.RedisURL)
@@ -219,24 +237,34 @@ func (s *System) startAPI(ctx context.Context, router *model.Router) error {
 			PrometheusAddress: s.cfg.PrometheusURL,
 		})
 	}
-	var err error
+	keys, err := api.ParseAPIKeys(s.cfg.APIKeys)
+	if err != nil {
+		return fmt.Errorf("ONESHOT_API_KEYS: %w", err)
+	}
 	s.API, err = api.New(api.Config{
-		Redis:         s.Redis,
-		Store:         s.Store,
-		Router:        router,
-		Provider:      s.cfg.SandboxDriver,
-		SyncTimeout:   s.cfg.SyncTimeout,
-		BodyLimit:     s.cfg.BodyLimit,
-		MinCPU:        s.cfg.SandboxMinCPU,
-		MaxCPU:        s.cfg.SandboxMaxCPU,
-		MinMemoryMiB:  s.cfg.SandboxMinMemoryMiB,
-		MaxMemoryMiB:  s.cfg.SandboxMaxMemoryMiB,
-		RunDeadline:   s.cfg.RunDeadline,
-		TaskRetention: s.cfg.TaskRetention,
-		DefaultModel:  s.cfg.DefaultModel,
-		Monitoring:    monitoring,
-		Logger:        s.log,
-		Registry:      s.Registry,
+		Redis:           s.Redis,
+		Store:           s.Store,
+		Router:          router,
+		Provider:        s.cfg.SandboxDriver,
+		SyncTimeout:     s.cfg.SyncTimeout,
+		BodyLimit:       s.cfg.BodyLimit,
+		MinCPU:          s.cfg.SandboxMinCPU,
+		MaxCPU:          s.cfg.SandboxMaxCPU,
+		MinMemoryMiB:    s.cfg.SandboxMinMemoryMiB,
+		MaxMemoryMiB:    s.cfg.SandboxMaxMemoryMiB,
+		RunDeadline:     s.cfg.RunDeadline,
+		TaskRetention:   s.cfg.TaskRetention,
+		DefaultModel:    s.cfg.DefaultModel,
+		RunRetention:    s.cfg.RunRetention,
+		APIKeys:         keys,
+		AuthCacheTTL:    s.cfg.AuthCacheTTL,
+		RateLimit:       s.cfg.RateLimit,
+		Monitoring:      monitoring,
+		Pprof:           s.cfg.Pprof,
+		EventsHeartbeat: s.cfg.EventsHeartbeat,
+		WebhookGuard:    webhook.Guard{AllowLoopback: s.cfg.WebhookAllowLoopback},
+		Logger:          s.log,
+		Registry:        s.Registry,
 	})
 	if err != nil {
 		return err
@@ -300,6 +328,26 @@ func (s *System) Shutdown(ctx context.Context) error {
 		s.mini.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// webhookRootCAs returns the system's CAs plus those of file, or nil (the
+// system's) when file is empty.
+func webhookRootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("ONESHOT_WEBHOOK_CA_FILE: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ONESHOT_WEBHOOK_CA_FILE: %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // NewDriver returns the sandbox driver the configuration names.
