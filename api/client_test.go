@@ -13,14 +13,29 @@ import (
 
 // client talks to a test system over real HTTP.
 type client struct {
-	t    testing.TB
-	base string
-	http *http.Client
+	t      testing.TB
+	base   string
+	http   *http.Client
+	header http.Header // sent with every request
 }
 
 func newClient(t testing.TB, addr string) *client {
 	return &client{t: t, base: "http://" + addr, http: &http.Client{Timeout: time.Minute}}
 }
+
+// with returns a client that also sends the header.
+func (c *client) with(key, value string) *client {
+	d := *c
+	d.header = c.header.Clone()
+	if d.header == nil {
+		d.header = http.Header{}
+	}
+	d.header.Set(key, value)
+	return &d
+}
+
+// as returns a client that sends an API key.
+func (c *client) as(key string) *client { return c.with("Authorization", "Bearer "+key) }
 
 // do sends a request and decodes a JSON answer into out (if not nil).
 func (c *client) do(method, path string, body any, out any) int {
@@ -40,6 +55,9 @@ func (c *client) do(method, path string, body any, out any) int {
 	req, err := http.NewRequest(method, c.base+path, r)
 	require.NoError(c.t, err)
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
 	resp, err := c.http.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()

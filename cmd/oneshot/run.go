@@ -133,7 +133,6 @@ func announce(w io.Writer, sys *system.System, roles system.Roles, cfg system.Co
 	io.WriteString(w, b.String())
 }
 
-
 // authLine says whether the API needs keys.
 func authLine(sys *system.System) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
