@@ -5,6 +5,8 @@ package worker
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"github.com/oneshot-dev/oneshot/run"
 	"github.com/oneshot-dev/oneshot/sandbox"
 	"github.com/oneshot-dev/oneshot/tasks"
+	"github.com/oneshot-dev/oneshot/webhook"
 )
 
 // HostTools runs service tools on the host side for the runtime.
@@ -65,6 +68,24 @@ type Config struct {
 	MaxTokens int
 	// MaxOutputTokens bounds the output of one model call. Default 8192.
 	MaxOutputTokens int
+	// CancelPollInterval is how often a running run's status is read, to
+	// stop it when its cancel announcement was lost. Default 1s.
+	CancelPollInterval time.Duration
+
+	// WebhookSecret keys the signatures of webhook deliveries. Default: a
+	// random secret of this process (signatures then verify nowhere).
+	WebhookSecret []byte
+	// WebhookGuard decides which addresses deliveries may connect to.
+	WebhookGuard webhook.Guard
+	// WebhookRootCAs are the CAs trusted for receivers; nil: the system's.
+	WebhookRootCAs *x509.CertPool
+	// WebhookTimeout bounds one delivery attempt. Default 10s.
+	WebhookTimeout time.Duration
+	// WebhookRetryDelay is the first retry's delay, doubled on each retry.
+	// Default 10s.
+	WebhookRetryDelay time.Duration
+	// WebhookConcurrency is how many deliveries run at once. Default 10.
+	WebhookConcurrency int
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are not registered
@@ -80,6 +101,10 @@ func (c *Config) setDefaults() {
 	c.MaxTurns = cmp.Or(c.MaxTurns, 50)
 	c.MaxTokens = cmp.Or(c.MaxTokens, 2_000_000)
 	c.MaxOutputTokens = cmp.Or(c.MaxOutputTokens, 8192)
+	c.CancelPollInterval = cmp.Or(c.CancelPollInterval, time.Second)
+	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, 10*time.Second)
+	c.WebhookRetryDelay = cmp.Or(c.WebhookRetryDelay, 10*time.Second)
+	c.WebhookConcurrency = cmp.Or(c.WebhookConcurrency, 10)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -91,6 +116,11 @@ type Worker struct {
 	log     *slog.Logger
 	server  *asynq.Server
 	metrics *metrics
+
+	cancels  cancels
+	hooks    *asynq.Server // webhook deliveries
+	sender   *webhook.Sender
+	notifier *webhook.Notifier
 
 	// base is the parent of every handler's context; cancelling it tells the
 	// handlers that the worker is going away (not that the run failed).
@@ -109,7 +139,16 @@ func New(cfg Config) (*Worker, error) {
 		return nil, errors.New("worker: Redis, Store, Pool and Router are required")
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.ID), metrics: newMetrics(cfg.Registerer)}
+	w.metrics.concurrency.Set(float64(cfg.Concurrency))
 	w.base, w.cancelBase = context.WithCancelCause(context.Background())
+	if len(cfg.WebhookSecret) == 0 {
+		w.cfg.WebhookSecret = make([]byte, 32)
+		rand.Read(w.cfg.WebhookSecret)
+		w.log.Warn("no webhook secret set (ONESHOT_WEBHOOK_SECRET): webhooks are signed with a random secret of this process, which receivers cannot verify and which does not survive a restart")
+	}
+	w.sender = webhook.NewSender(webhook.SenderConfig{Secret: w.cfg.WebhookSecret, Guard: cfg.WebhookGuard, RootCAs: cfg.WebhookRootCAs, Timeout: cfg.WebhookTimeout})
+	w.notifier = &webhook.Notifier{Client: asynq.NewClientFromRedisClient(cfg.Redis), Logger: w.log}
+	w.hooks = w.newWebhookServer()
 	w.server = asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            map[string]int{tasks.QueueExecute: 1},
@@ -124,7 +163,8 @@ func New(cfg Config) (*Worker, error) {
 		IsFailure:      func(err error) bool { return !errors.Is(err, errRequeued) },
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if !errors.Is(err, errRequeued) {
-				w.log.Warn("execute task ended with an error", "task", t.ResultWriter().TaskID(), "err", err)
+				taskID, _ := asynq.GetTaskID(ctx) // t has no ResultWriter here
+				w.log.Warn("execute task ended with an error", "task", taskID, "err", err)
 			}
 		}),
 	})
@@ -133,10 +173,20 @@ func New(cfg Config) (*Worker, error) {
 
 // Start starts processing tasks and returns.
 func (w *Worker) Start() error {
+	// Listening for cancels before taking any run: none can be missed.
+	if err := w.listenCancels(w.base); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeExecute, w.handleExecute)
 	if err := w.server.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	hooks := asynq.NewServeMux()
+	hooks.HandleFunc(tasks.TypeWebhookDeliver, w.handleWebhook)
+	if err := w.hooks.Start(hooks); err != nil {
+		w.server.Shutdown()
+		return fmt.Errorf("start webhook deliveries: %w", err)
 	}
 	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "sandbox", w.cfg.Pool.Driver().Name(), "taskCheckInterval", w.cfg.TaskCheckInterval)
 	return nil
@@ -145,8 +195,10 @@ func (w *Worker) Start() error {
 // Shutdown stops taking tasks, lets running runs finish for ShutdownTimeout,
 // then hands the rest back to the queue (their records go back to queued).
 func (w *Worker) Shutdown() {
-	w.server.Stop()     // no new tasks
+	w.server.Stop() // no new tasks
+	w.hooks.Stop()
 	w.server.Shutdown() // waits up to ShutdownTimeout, then requeues the rest
+	w.hooks.Shutdown()
 	w.cancelBase(errShutdown)
 	w.wg.Wait()
 	w.log.Info("worker stopped")
