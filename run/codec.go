@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,7 +32,25 @@ const (
 	fStartedAt    = "startedAt"
 	fCompletedAt  = "completedAt"
 	fEventSeq     = "eventSeq"
+	fCallbacks    = "callbacks" // newline-separated URLs
+	fExecAt       = "execAt"
+	fPromptHead   = "promptHead" // the first characters of the prompt, for listings
+	fModel        = "model"
 )
+
+// promptHeadRunes is how much of the prompt listings show.
+const promptHeadRunes = 200
+
+func promptHead(p string) string {
+	n := 0
+	for i := range p {
+		if n == promptHeadRunes {
+			return p[:i]
+		}
+		n++
+	}
+	return p
+}
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
@@ -46,6 +65,10 @@ func encodeNew(r *Record) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode spec: %w", err)
 	}
+	execAt := r.ExecAt
+	if execAt.IsZero() && r.Mode != ModeRun {
+		execAt = r.CreatedAt // an execute is queued as it is created
+	}
 	return []any{
 		fID, r.ID,
 		fAgentID, r.AgentID,
@@ -58,7 +81,25 @@ func encodeNew(r *Record) ([]any, error) {
 		fReplyTo, r.ReplyTo,
 		fCreatedAt, formatTime(r.CreatedAt),
 		fAttempts, 0,
+		fCallbacks, strings.Join(r.Callbacks, "\n"),
+		fExecAt, formatTimeOrEmpty(execAt),
+		fPromptHead, promptHead(r.Spec.Prompt),
+		fModel, r.Spec.Model,
 	}, nil
+}
+
+func formatTimeOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatTime(t)
+}
+
+func splitCallbacks(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }
 
 // encodeResult returns the hash fields a finished attempt writes.
@@ -103,6 +144,8 @@ func decode(h map[string]string) (*Record, error) {
 		CreatedAt:    parseTime(h[fCreatedAt]),
 		StartedAt:    parseTime(h[fStartedAt]),
 		CompletedAt:  parseTime(h[fCompletedAt]),
+		ExecAt:       parseTime(h[fExecAt]),
+		Callbacks:    splitCallbacks(h[fCallbacks]),
 	}
 	r.Attempts, _ = strconv.Atoi(h[fAttempts])
 	if s := h[fSpec]; s != "" {

@@ -25,18 +25,20 @@ type Event struct {
 // EventEnd is the type of the last event of every run.
 const EventEnd = "run_end"
 
-// appendScript appends events with consecutive sequence numbers. KEYS: record,
-// events. ARGV: maxEvents, retention ms, then (type, time, data) triples.
+// appendScript appends events with consecutive sequence numbers and announces
+// them on the run's events channel. KEYS: record, events. ARGV: maxEvents,
+// retention ms, events channel, then (type, time, data) triples.
 var appendScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local n = (#ARGV - 2) / 3
+local n = (#ARGV - 3) / 3
 local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', n) - n
 for i = 0, n - 1 do
   seq = seq + 1
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq,
-    'type', ARGV[3 + i * 3], 'time', ARGV[4 + i * 3], 'data', ARGV[5 + i * 3])
+    'type', ARGV[4 + i * 3], 'time', ARGV[5 + i * 3], 'data', ARGV[6 + i * 3])
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], seq)
 return seq
 `)
 
@@ -46,8 +48,8 @@ func (s *Store) Append(ctx context.Context, id string, events []Event) (int64, e
 	if len(events) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, 2+3*len(events))
-	args = append(args, s.maxEvents, s.retention.Milliseconds())
+	args := make([]any, 0, 3+3*len(events))
+	args = append(args, s.maxEvents, s.retention.Milliseconds(), s.EventsChannel(id))
 	for _, e := range events {
 		t := e.Time
 		if t.IsZero() {

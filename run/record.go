@@ -46,6 +46,7 @@ type Mode string
 const (
 	ModeSync   Mode = "sync"   // execute, waiting for the result
 	ModeLegacy Mode = "legacy" // execute with agentRuntime: true, polled
+	ModeRun    Mode = "run"    // created by POST /agent/v1/run, started by exec
 )
 
 // Spec is what to run: the request, after defaults.
@@ -142,9 +143,14 @@ type Record struct {
 	Attempts     int
 	Worker       string // the worker that ran the latest attempt
 	ReplyTo      string // the pub/sub channel of the waiting API process, if any
-	CreatedAt    time.Time
-	StartedAt    time.Time
-	CompletedAt  time.Time
+	// Callbacks are the webhook URLs told about the run's changes.
+	Callbacks []string
+	// ExecAt is when the run was handed to the queue: at creation for an
+	// execute, at exec for a run created first. Zero: not yet.
+	ExecAt      time.Time
+	CreatedAt   time.Time
+	StartedAt   time.Time
+	CompletedAt time.Time
 }
 
 // Duration is the time from start to completion, or zero.

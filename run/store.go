@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,16 +54,48 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 func (s *Store) recordKey(id string) string { return s.prefix + ":run:{" + id + "}" }
 func (s *Store) eventsKey(id string) string { return s.prefix + ":run:{" + id + "}:events" }
 
-// Create writes a new record.
+// Listing indexes: sorted sets of run ids scored by creation time (µs), one
+// per organization and one per persistent agent.
+func (s *Store) orgIndexKey(org string) string { return s.prefix + ":runs:org:" + org }
+func (s *Store) agentIndexKey(org, agentID string) string {
+	return s.prefix + ":runs:org:" + org + ":agent:" + agentID
+}
+
+// CancelChannel is the pub/sub channel on which a cancel is announced (the
+// payload is the run id); every worker listens to it.
+func (s *Store) CancelChannel() string { return s.prefix + ":cancel" }
+
+// EventsChannel is the pub/sub channel on which new events of a run are
+// announced (the payload is the last sequence number): a wake-up for the API
+// processes that stream them.
+func (s *Store) EventsChannel(id string) string { return s.prefix + ":events:" + id }
+
+// indexKeep is how long index entries are kept after the run's creation.
+// A record lives Retention after its last write (its end), so entries are
+// kept longer than that, and listings drop those whose record has expired.
+func (s *Store) indexKeep() time.Duration { return 2 * s.retention }
+
+// Create writes a new record and adds it to the listing indexes, atomically.
 func (s *Store) Create(ctx context.Context, r *Record) error {
 	fields, err := encodeNew(r)
 	if err != nil {
 		return err
 	}
 	key := s.recordKey(r.ID)
+	score := float64(r.CreatedAt.UnixMicro()) // exact in a float64 until the year 2255
+	cutoff := "(" + strconv.FormatInt(time.Now().Add(-s.indexKeep()).UnixMicro(), 10)
+	indexes := []string{s.orgIndexKey(r.Org)}
+	if !r.Spec.Ephemeral && r.AgentID != "" {
+		indexes = append(indexes, s.agentIndexKey(r.Org, r.AgentID))
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, fields...)
 		p.PExpire(ctx, key, s.retention)
+		for _, ix := range indexes {
+			p.ZAdd(ctx, ix, redis.Z{Score: score, Member: r.ID})
+			p.ZRemRangeByScore(ctx, ix, "-inf", cutoff)
+			p.PExpire(ctx, ix, s.indexKeep())
+		}
 		return nil
 	})
 	if err != nil {
@@ -150,43 +183,55 @@ func (s *Store) update(ctx context.Context, id string, fields ...any) error {
 }
 
 // finishScript writes the result of a run that has not ended, appends the
-// terminal event, and wakes the waiting API process. KEYS: record, events.
-// ARGV: maxEvents, retention ms, event time, event data, then field/value pairs.
+// terminal event, and wakes the waiting API process and the event streams.
+// KEYS: record, events. ARGV: maxEvents, retention ms, event time, event data,
+// events channel, then field/value pairs. Returns {1, callbacks}, or {0} or
+// {-1} when the run has ended or does not exist.
 var finishScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
-if not st then return -1 end
-if st == 'completed' or st == 'failed' or st == 'cancelled' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if not st then return {-1} end
+if st == 'completed' or st == 'failed' or st == 'cancelled' then return {0} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'type', 'run_end', 'time', ARGV[3], 'data', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 local reply = redis.call('HGET', KEYS[1], 'replyTo')
 if reply and reply ~= '' then redis.call('PUBLISH', reply, redis.call('HGET', KEYS[1], 'id')) end
-return 1
+redis.call('PUBLISH', ARGV[5], seq)
+return {1, redis.call('HGET', KEYS[1], 'callbacks') or ''}
 `)
 
 // Finish writes the final result of a run and wakes its waiter. It returns
 // ErrTerminal, writing nothing, if the run has already ended (for example a
 // user cancelled it): terminal states are final.
 func (s *Store) Finish(ctx context.Context, id string, res *Result) error {
+	_, err := s.FinishCallbacks(ctx, id, res)
+	return err
+}
+
+// FinishCallbacks is Finish that also returns the webhook URLs registered when
+// the result was written: exactly those are to be told of the run's end.
+func (s *Store) FinishCallbacks(ctx context.Context, id string, res *Result) ([]string, error) {
 	now := time.Now()
 	fields, err := encodeResult(res, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data := fmt.Sprintf(`{"status":%q,"error":%q}`, res.Status, res.Error)
-	args := append([]any{s.maxEvents, s.retention.Milliseconds(), now.UnixMilli(), data}, fields...)
-	n, err := finishScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Int()
-	switch {
-	case err != nil:
-		return fmt.Errorf("finish run %s: %w", id, err)
-	case n < 0:
-		return ErrNotFound
-	case n == 0:
-		return ErrTerminal
+	args := append([]any{s.maxEvents, s.retention.Milliseconds(), now.UnixMilli(), data, s.EventsChannel(id)}, fields...)
+	v, err := finishScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("finish run %s: %w", id, err)
 	}
-	return nil
+	switch n, _ := v[0].(int64); {
+	case n < 0:
+		return nil, ErrNotFound
+	case n == 0:
+		return nil, ErrTerminal
+	}
+	cbs, _ := v[1].(string)
+	return splitCallbacks(cbs), nil
 }
 
 // Ping checks that the store's Redis answers.

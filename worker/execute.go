@@ -10,6 +10,7 @@ import (
 
 	"github.com/oneshot-dev/oneshot/run"
 	"github.com/oneshot-dev/oneshot/tasks"
+	"github.com/oneshot-dev/oneshot/webhook"
 )
 
 // errRequeued marks a run handed back to the queue, not failed.
@@ -26,6 +27,11 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	// Watched from before it starts, so that no cancel is missed. A cancel
+	// ends runCtx only: the task itself then succeeds (a cancelled context of
+	// the task's own would make Asynq run it again).
+	runCtx, stopWatch := w.watchCancel(ctx, p.RunID)
+	defer stopWatch()
 	rec, err := w.cfg.Store.Start(ctx, p.RunID, w.cfg.ID)
 	switch {
 	case errors.Is(err, run.ErrNotFound):
@@ -34,18 +40,23 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		return err
 	case rec.Status.Terminal():
-		// Cancelled before it started, or finished by an earlier attempt.
+		// Cancelled before it started, or finished by an earlier attempt
+		// (which counted it).
+		if rec.Status == run.StatusCancelled {
+			w.metrics.runs.WithLabelValues(string(rec.Mode), string(rec.Status)).Inc()
+		}
 		w.log.Info("run already ended; not running it again", "run", rec.ID, "status", rec.Status)
 		return nil
 	}
 	log := w.log.With("run", rec.ID, "attempt", rec.Attempts)
 	if rec.Attempts == 1 {
 		w.metrics.queueWait.Observe(time.Since(rec.CreatedAt).Seconds())
+		w.notifier.Notify(ctx, webhook.RunStarted, rec, rec.Callbacks)
 	}
 	log.Debug("run started")
 
 	w.metrics.inFlight.Inc()
-	res := w.execute(ctx, rec, log)
+	res, reason := w.execute(runCtx, rec, log)
 	w.metrics.inFlight.Dec()
 
 	if res == nil {
@@ -58,8 +69,23 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 		log.Info("run handed back to the queue", "cause", context.Cause(ctx))
 		return errRequeued
 	}
-	if err := w.finish(ctx, rec.ID, res); err != nil {
+	if res.Status == run.StatusCancelled {
+		// The cancel wrote the run's end; the sandbox is destroyed. What the
+		// attempt did (logs, usage) is kept, and the task succeeds: nothing
+		// runs again.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.cfg.Store.SaveCancelled(sctx, rec.ID, res); err != nil {
+			log.Warn("keep the logs of a cancelled run", "err", err)
+		}
+		w.metrics.runs.WithLabelValues(string(rec.Mode), string(res.Status)).Inc()
+		log.Info("run cancelled; sandbox destroyed", "durationMs", res.Usage.DurationMs)
+		return nil
+	}
+	urls, err := w.finish(ctx, rec.ID, res)
+	if err != nil {
 		if errors.Is(err, run.ErrTerminal) {
+			w.countEndedElsewhere(ctx, rec)
 			log.Info("run ended elsewhere before its result was written (cancelled?); result dropped by design", "status", res.Status)
 			return nil
 		}
@@ -68,7 +94,11 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 	}
 	w.metrics.runs.WithLabelValues(string(rec.Mode), string(res.Status)).Inc()
 	w.metrics.runDuration.WithLabelValues(string(res.Status)).Observe(float64(res.Usage.DurationMs) / 1000)
+	if res.Status == run.StatusFailed && reason != "" {
+		w.metrics.failures.WithLabelValues(reason).Inc()
+	}
 	log.Info("run ended", "status", res.Status, "durationMs", res.Usage.DurationMs, "error", res.Error)
+	w.notifyEnd(ctx, rec.ID, res, urls)
 	if res.Status == run.StatusFailed {
 		// Archived, not retried: the failure is the run's, and it is in the record.
 		return fmt.Errorf("run failed: %s: %w", res.Error, asynq.SkipRetry)
@@ -76,18 +106,28 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
+// countEndedElsewhere counts a run that ended while this worker ran it: a
+// user cancelled it. A run finished by another attempt was counted there.
+func (w *Worker) countEndedElsewhere(ctx context.Context, rec *run.Record) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if now, err := w.cfg.Store.Get(ctx, rec.ID); err == nil && now.Status == run.StatusCancelled {
+		w.metrics.runs.WithLabelValues(string(rec.Mode), string(now.Status)).Inc()
+	}
+}
+
 // finish writes the result, retrying through a short Redis outage: a result
-// is never dropped because Redis blinked.
-func (w *Worker) finish(ctx context.Context, id string, res *run.Result) error {
+// is never dropped because Redis blinked. It returns the webhook URLs to tell.
+func (w *Worker) finish(ctx context.Context, id string, res *run.Result) ([]string, error) {
 	ctx = context.WithoutCancel(ctx)
 	delay := 50 * time.Millisecond
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := w.cfg.Store.Finish(wctx, id, res)
+		urls, err := w.cfg.Store.FinishCallbacks(wctx, id, res)
 		cancel()
 		if err == nil || errors.Is(err, run.ErrTerminal) || errors.Is(err, run.ErrNotFound) || time.Now().After(deadline) {
-			return err
+			return urls, err
 		}
 		w.log.Warn("write run result: retrying", "run", id, "err", err, "in", delay)
 		time.Sleep(delay)

@@ -78,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	// Series with known labels start at zero, so rates and alerts see them
 	// before the first event.
-	for _, mode := range []run.Mode{run.ModeSync, run.ModeLegacy} {
+	for _, mode := range []run.Mode{run.ModeSync, run.ModeLegacy, run.ModeRun} {
 		for _, status := range []run.Status{run.StatusCompleted, run.StatusFailed, run.StatusCancelled} {
 			m.runs.WithLabelValues(string(mode), string(status))
 		}

@@ -23,8 +23,9 @@ import (
 var errDeadline = errors.New("run deadline exceeded")
 
 // execute runs one attempt of a run in a sandbox and returns its result, or nil
-// when the attempt must be handed back (the worker is going away).
-func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger) *run.Result {
+// when the attempt must be handed back (the worker is going away), and for a
+// failed run the reason, a label of oneshot_worker_run_failures_total.
+func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger) (*run.Result, string) {
 	start := time.Now()
 	s := &session{
 		w:      w,
@@ -40,7 +41,7 @@ func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger)
 		res.Usage.DurationMs = time.Since(start).Milliseconds()
 		res.Logs = run.Logs{Runner: s.runner.String(), Runtime: s.runtime.String()}
 	}
-	return res
+	return res, s.reason
 }
 
 // session is one attempt of one run: a sandbox and the conversation with the
@@ -64,16 +65,24 @@ type session struct {
 	result    *agent.FromRuntime
 	protoErr  error
 	budgetErr error
+	reason    string // why the run failed, for metrics
 }
 
 func (s *session) runnerf(format string, args ...any) {
 	s.runner.Add(time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...))
 }
 
-func (s *session) failed(state run.RuntimeState, format string, args ...any) *run.Result {
+func (s *session) failed(reason string, state run.RuntimeState, format string, args ...any) *run.Result {
 	msg := fmt.Sprintf(format, args...)
+	s.reason = reason
 	s.runnerf("run failed: %s", msg)
 	return &run.Result{Status: run.StatusFailed, RuntimeState: state, Error: msg}
+}
+
+// cancelled is the result of an attempt stopped by a user's cancel.
+func (s *session) cancelled() *run.Result {
+	s.runnerf("run cancelled by request; sandbox destroyed")
+	return &run.Result{Status: run.StatusCancelled, RuntimeState: run.RuntimeEnded, Error: run.CancelError}
 }
 
 func (s *session) run(ctx context.Context) *run.Result {
@@ -93,10 +102,17 @@ func (s *session) run(ctx context.Context) *run.Result {
 	acquireStart := time.Now()
 	sb, err := cfg.Pool.Acquire(runCtx, spec)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errCancelled) {
+			return s.cancelled()
+		}
 		if ctx.Err() != nil && !errors.Is(context.Cause(runCtx), errDeadline) {
 			return nil
 		}
-		return s.failed(run.RuntimeError, "could not create a sandbox: %v", err)
+		reason := reasonSandbox
+		if errors.Is(context.Cause(runCtx), errDeadline) {
+			reason = reasonTimeout
+		}
+		return s.failed(reason, run.RuntimeError, "could not create a sandbox: %v", err)
 	}
 	s.sb = sb
 	defer func() {
@@ -138,19 +154,22 @@ func (s *session) run(ctx context.Context) *run.Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case errors.Is(context.Cause(ctx), errCancelled):
+		return s.cancelled()
 	case errors.Is(context.Cause(runCtx), errDeadline):
-		return s.failed(run.RuntimeError, "timeout: the run exceeded its deadline of %s", deadline)
+		return s.failed(reasonTimeout, run.RuntimeError, "timeout: the run exceeded its deadline of %s", deadline)
 	case ctx.Err() != nil:
 		return nil
 	case s.protoErr != nil:
-		return s.failed(run.RuntimeError, "runtime protocol error: %v", s.protoErr)
+		return s.failed(reasonProtocol, run.RuntimeError, "runtime protocol error: %v", s.protoErr)
 	case s.budgetErr != nil:
-		return s.failed(run.RuntimeEnded, "%v", s.budgetErr)
+		return s.failed(reasonBudget, run.RuntimeEnded, "%v", s.budgetErr)
 	case exit.OOMKilled:
-		return s.failed(run.RuntimeError, "%s", exit)
+		return s.failed(reasonOOM, run.RuntimeError, "%s", exit)
 	case s.result == nil:
-		return s.failed(run.RuntimeError, "the runtime exited without a result (%s)%s", exit, s.stderrTail())
+		return s.failed(reasonRuntime, run.RuntimeError, "the runtime exited without a result (%s)%s", exit, s.stderrTail())
 	case s.result.Error != "":
+		s.reason = reasonAgent
 		return &run.Result{Status: run.StatusFailed, RuntimeState: run.RuntimeEnded, Error: s.result.Error, Output: s.result.Output, Steps: s.result.Steps}
 	}
 	return &run.Result{Status: run.StatusCompleted, RuntimeState: run.RuntimeEnded, Output: s.result.Output, Steps: s.result.Steps}
@@ -219,12 +238,28 @@ func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 			s.mu.Lock()
 			s.result = &msg
 			s.mu.Unlock()
+		case agent.EventToolExecutionEnd:
+			s.countToolCall(line)
+			s.events.Add(run.Event{Type: msg.Type, Data: slices.Clone(line)})
 		default:
 			s.events.Add(run.Event{Type: msg.Type, Data: slices.Clone(line)})
 		}
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, io.ErrClosedPipe) && !errors.Is(err, os.ErrClosed) {
 		s.protocolError(fmt.Errorf("reading the runtime's output: %v", err))
+	}
+}
+
+// countToolCall counts a tool call from its tool_execution_end event: every
+// tool call of the run, in the sandbox or on the host, ends with one.
+func (s *session) countToolCall(line []byte) {
+	var end struct {
+		ToolName   string `json:"toolName"`
+		IsError    bool   `json:"isError"`
+		DurationMs int64  `json:"durationMs"`
+	}
+	if json.Unmarshal(line, &end) == nil {
+		s.w.metrics.toolCall(end.ToolName, end.IsError, end.DurationMs)
 	}
 }
 
