@@ -56,7 +56,9 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 	log.Debug("run started")
 
 	w.metrics.inFlight.Inc()
-	res, reason := w.execute(runCtx, rec, log)
+	res, reason, destroy := w.execute(runCtx, rec, log)
+	// Deferred: the sandbox goes after the result is stored and published.
+	defer destroy()
 	w.metrics.inFlight.Dec()
 
 	if res == nil {

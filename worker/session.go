@@ -24,24 +24,27 @@ var errDeadline = errors.New("run deadline exceeded")
 
 // execute runs one attempt of a run in a sandbox and returns its result, or nil
 // when the attempt must be handed back (the worker is going away), and for a
-// failed run the reason, a label of oneshot_worker_run_failures_total.
-func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger) (*run.Result, string) {
+// failed run the reason, a label of oneshot_worker_run_failures_total. The
+// caller must call destroy once the result is stored: the sandbox is torn down
+// off the path of the client waiting for that result.
+func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger) (res *run.Result, reason string, destroy func()) {
 	start := time.Now()
 	s := &session{
-		w:      w,
-		rec:    rec,
-		log:    log,
-		events: newEventWriter(w.cfg.Store, rec.ID, log),
-		usage:  run.Usage{Model: rec.Spec.Model},
+		w:       w,
+		rec:     rec,
+		log:     log,
+		events:  newEventWriter(w.cfg.Store, rec.ID, log),
+		usage:   run.Usage{Model: rec.Spec.Model},
+		destroy: func() {},
 	}
 	defer s.events.Close()
-	res := s.run(ctx)
+	res = s.run(ctx)
 	if res != nil {
 		res.Usage = s.usage
 		res.Usage.DurationMs = time.Since(start).Milliseconds()
 		res.Logs = run.Logs{Runner: s.runner.String(), Runtime: s.runtime.String()}
 	}
-	return res, s.reason
+	return res, s.reason, s.destroy
 }
 
 // session is one attempt of one run: a sandbox and the conversation with the
@@ -52,6 +55,8 @@ type session struct {
 	log    *slog.Logger
 	events *eventWriter
 	sb     sandbox.Sandbox
+	// destroy tears the sandbox down; a no-op until one is acquired.
+	destroy func()
 
 	runner  logBuffer // the worker's lines: logs.runner
 	runtime logBuffer // the runtime's lines: logs.linc
@@ -115,11 +120,11 @@ func (s *session) run(ctx context.Context) *run.Result {
 		return s.failed(reason, run.RuntimeError, "could not create a sandbox: %v", err)
 	}
 	s.sb = sb
-	defer func() {
+	s.destroy = sync.OnceFunc(func() {
 		if err := sb.Destroy(); err != nil {
 			s.log.Error("destroy sandbox", "sandbox", sb.ID(), "err", err)
 		}
-	}()
+	})
 	driver := cfg.Pool.Driver().Name()
 	s.runnerf("sandbox %s (%s, %g CPU, %d MiB) acquired in %s", sb.ID(), driver, spec.CPU, spec.MemoryMiB, time.Since(acquireStart).Round(time.Microsecond))
 	if err := cfg.Store.SetRuntime(ctx, rec.ID, driver, sb.ID(), run.RuntimeRunning); err != nil {
@@ -147,9 +152,15 @@ func (s *session) run(ctx context.Context) *run.Result {
 	}
 	s.readLoop(runCtx, sb.Stdout())
 	sb.Stdin().Close()
-	exit := sb.Wait()
-	<-stderrDone
-	s.runnerf("runtime exited: %s", exit)
+	var exit sandbox.Exit
+	if s.hasResult() && runCtx.Err() == nil {
+		// The result is the runtime's last word: no need to wait for its exit.
+		s.runnerf("result received; the sandbox is destroyed once the result is stored")
+	} else {
+		exit = sb.Wait()
+		<-stderrDone
+		s.runnerf("runtime exited: %s", exit)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,6 +206,12 @@ func (s *session) task() *agent.Task {
 	return t
 }
 
+func (s *session) hasResult() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.result != nil
+}
+
 func (s *session) send(msg agent.ToRuntime) error {
 	s.stdinMu.Lock()
 	defer s.stdinMu.Unlock()
@@ -238,6 +255,7 @@ func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 			s.mu.Lock()
 			s.result = &msg
 			s.mu.Unlock()
+			return // the runtime's last message
 		case agent.EventToolExecutionEnd:
 			s.countToolCall(line)
 			s.events.Add(run.Event{Type: msg.Type, Data: slices.Clone(line)})
