@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -310,3 +311,7 @@ func lastEventID(c echo.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// jitter returns d plus up to a quarter of it, at random, so that many
+// streams do not poll in step.
+func jitter(d time.Duration) time.Duration { return d + rand.N(d/4+1) }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -133,18 +132,11 @@ func (s *Server) wait(c echo.Context, rec *run.Record, wake <-chan struct{}) err
 	ctx := c.Request().Context()
 	timeout := time.NewTimer(s.cfg.SyncTimeout)
 	defer timeout.Stop()
-	// A slow poll guards against lost wake-ups (pub/sub is at-most-once; a
-	// reconnect already wakes every waiter). Jittered, so that thousands of
-	// waiters do not poll in step.
-	pollEvery := time.Second
-	poll := time.NewTimer(jitter(pollEvery))
-	defer poll.Stop()
 	for {
+		// Woken by the run's end, or by the waiters' sweep that guards
+		// against lost wake-ups: no Redis call while waiting.
 		select {
 		case <-wake:
-		case <-poll.C:
-			pollEvery = min(2*pollEvery, 10*time.Second)
-			poll.Reset(jitter(pollEvery))
 		case <-timeout.C:
 			return s.answerPending(c, rec, fmt.Sprintf("Still running after %s.", s.cfg.SyncTimeout))
 		case <-s.draining:
@@ -166,9 +158,6 @@ func (s *Server) wait(c echo.Context, rec *run.Record, wake <-chan struct{}) err
 		}
 	}
 }
-
-// jitter returns d plus up to a quarter of it, at random.
-func jitter(d time.Duration) time.Duration { return d + rand.N(d/4+1) }
 
 // answerPending answers a sync request whose run has not ended (yet): with the
 // result if it ended meanwhile, else with where to poll.

@@ -138,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		auth:     newAuthenticator(cfg.APIKeys, NewKeyStore(cfg.Redis), cfg.AuthCacheTTL),
 		limiter:  newLimiter(cfg.Redis, cfg.RateLimit),
 	}
+	s.waiters.EndedFunc = cfg.Store.Ended
 	s.events = newEventHub(cfg.Redis, cfg.Store, cfg.Logger)
 	s.inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
 	s.notifier = &webhook.Notifier{Client: s.client, Logger: cfg.Logger}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,12 +16,19 @@ import (
 // the process waiting for it, and the worker publishes the run id there when
 // the run ends. No Redis connection per waiting request.
 //
-// A wake-up only saves a poll: the waiter reads the record after every wake-up,
-// and polls it now and then anyway, since pub/sub is at-most-once.
+// A wake-up only saves a poll: the waiter reads the record after every
+// wake-up. Since pub/sub is at-most-once, one sweep per process also checks,
+// every SweepInterval, which of the runs being waited for have ended (one
+// pipelined read for all of them), and wakes their waiters. Waiting requests
+// themselves never touch Redis, which keeps thousands of them cheap.
 type Waiters struct {
 	rdb     redis.UniversalClient
 	channel string
 	log     *slog.Logger
+	// EndedFunc reports which of the runs have ended; the sweep calls it.
+	EndedFunc func(ctx context.Context, ids []string) ([]string, error)
+	// SweepInterval is the time between sweeps. Default 2s.
+	SweepInterval time.Duration
 
 	mu      sync.Mutex
 	waiting map[string]map[chan struct{}]struct{}
@@ -47,7 +55,44 @@ func (w *Waiters) Start(ctx context.Context) error {
 	}
 	close(w.ready)
 	go w.listen(ctx, ps)
+	if w.EndedFunc != nil {
+		go w.sweepLoop(ctx)
+	}
 	return nil
+}
+
+// sweepLoop wakes the waiters of runs that ended without a wake-up reaching
+// this process.
+func (w *Waiters) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(cmp.Or(w.SweepInterval, 2*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		ids := make([]string, 0, len(w.waiting))
+		for id := range w.waiting {
+			ids = append(ids, id)
+		}
+		w.mu.Unlock()
+		for len(ids) > 0 {
+			batch := ids[:min(len(ids), 1000)]
+			ids = ids[len(batch):]
+			ended, err := w.EndedFunc(ctx, batch)
+			if err != nil {
+				if ctx.Err() == nil {
+					w.log.Warn("sweep of waited runs failed", "err", err)
+				}
+				break
+			}
+			for _, id := range ended {
+				w.wake(id)
+			}
+		}
+	}
 }
 
 func (w *Waiters) listen(ctx context.Context, ps *redis.PubSub) {

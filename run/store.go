@@ -234,5 +234,28 @@ func (s *Store) FinishCallbacks(ctx context.Context, id string, res *Result) ([]
 	return splitCallbacks(cbs), nil
 }
 
+// Ended returns those of the runs that have ended (or no longer exist), in
+// one pipelined round trip.
+func (s *Store) Ended(ctx context.Context, ids []string) ([]string, error) {
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGet(ctx, s.recordKey(id), fStatus)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read run statuses: %w", err)
+	}
+	var ended []string
+	for i, cmd := range cmds {
+		st, err := cmd.Result()
+		if errors.Is(err, redis.Nil) || (err == nil && Status(st).Terminal()) {
+			ended = append(ended, ids[i])
+		}
+	}
+	return ended, nil
+}
+
 // Ping checks that the store's Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
