@@ -33,10 +33,36 @@ test/race: test ## Same as test: the race detector is always on.
 bench: ## Run the benchmarks that docs/benchmarks.md reports.
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 30m ./internal/system/ ./sandbox/
 
+.PHONY: soak
+soak: build ## By hand, not part of test: every load and fault scenario of `oneshot bench`, harder (takes minutes; root).
+	./$(BIN) bench -kills 5 -burst-clients 1000 -burst-requests 5000 steady kill term redis-restart failover burst
+
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## Fuzz every Fuzz target in the repository for FUZZTIME (30s) each; go test -run runs their seeds.
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$(dirname $$f) $$t"; \
+			$(GO) test -run "^$$t$$" -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$(dirname $$f)/; \
+		done; \
+	done
+
 .PHONY: lint
 lint: ## Run gofmt and go vet.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet ./...
+
+.PHONY: compose-smoke
+compose-smoke: ## With Docker: start docker-compose.yml, run one execute (builtin/echo), stop it. Not part of test.
+	@set -e; trap 'docker compose down' EXIT; \
+	docker compose up -d --build; \
+	for i in $$(seq 60); do curl -fsS -o /dev/null localhost:8080/readyz 2>/dev/null && break; sleep 2; done; \
+	curl -fsS localhost:8080/readyz; echo; \
+	out=$$(curl -fsS localhost:8080/agent/v1/execute -H 'content-type: application/json' \
+		-d '{"prompt":"compose smoke","model":"builtin/echo"}'); \
+	echo "$$out"; \
+	echo "$$out" | grep -q '"status":"completed"' || { echo "compose-smoke: the run did not complete"; docker compose logs --tail 50 api worker; exit 1; }; \
+	echo "compose-smoke: ok"
 
 .PHONY: clean
 clean: ## Remove build output.
