@@ -20,7 +20,9 @@ type Report struct {
 	Lost int
 }
 
-func (r *Report) addf(format string, args ...any) { r.Lines = append(r.Lines, fmt.Sprintf(format, args...)) }
+func (r *Report) addf(format string, args ...any) {
+	r.Lines = append(r.Lines, fmt.Sprintf(format, args...))
+}
 
 // Print writes the report.
 func (r *Report) Print(w io.Writer) {

@@ -10,9 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 
 	"github.com/oneshot-dev/oneshot/api"
+	"github.com/oneshot-dev/oneshot/internal/system"
 )
 
 const keysUsage = `usage: oneshot keys <command>   (needs ONESHOT_REDIS_URL)
@@ -37,11 +37,10 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if url == "" {
 		return errors.New("ONESHOT_REDIS_URL is required: keys live in the Redis the API servers use (e.g. redis://127.0.0.1:6379/0)")
 	}
-	opt, err := redis.ParseURL(url)
+	rdb, err := system.NewRedis(url)
 	if err != nil {
 		return fmt.Errorf("ONESHOT_REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// newRedis connects to the Redis a URL names. Two forms:
+// NewRedis connects to the Redis a URL names. Two forms:
 //
 //	redis://[user:password@]host:port[/db]          one server (rediss:// for TLS)
 //	redis-sentinel://[:password@]host:port,host:port[/db]?master=NAME[&sentinel_password=P]
@@ -17,7 +17,7 @@ import (
 //	                                                 client follows failovers
 //
 // The sentinel form is the one Asynq's own tools (asynqmon) read too.
-func newRedis(rawURL string) (redis.UniversalClient, error) {
+func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	if !strings.HasPrefix(rawURL, "redis-sentinel://") {
 		opt, err := redis.ParseURL(rawURL)
 		if err != nil {

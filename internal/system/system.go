@@ -89,7 +89,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *S
 			return nil, err
 		}
 	}
-	if s.Redis, err = newRedis(s.cfg.RedisURL); err != nil {
+	if s.Redis, err = NewRedis(s.cfg.RedisURL); err != nil {
 		return nil, fmt.Errorf("ONESHOT_REDIS_URL: %w", err)
 	}
 	s.Store = run.NewStore(run.StoreConfig{Redis: s.Redis, Retention: cfg.RunRetention})
