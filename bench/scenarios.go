@@ -200,12 +200,14 @@ func Failover(ctx context.Context, c *Cluster) (*Report, error) {
 func Burst(ctx context.Context, c *Cluster, clients, requests int) (*Report, error) {
 	r := &Report{Scenario: fmt.Sprintf("burst: %d concurrent clients, %d requests", clients, requests)}
 	rssBefore := rssMiB(c.APIPid())
-	peak := rssBefore
 	stopWatch := make(chan struct{})
+	peakc := make(chan float64, 1)
 	go func() {
+		peak := rssBefore
 		for {
 			select {
 			case <-stopWatch:
+				peakc <- peak
 				return
 			case <-time.After(100 * time.Millisecond):
 				peak = max(peak, rssMiB(c.APIPid()))
@@ -214,6 +216,7 @@ func Burst(ctx context.Context, c *Cluster, clients, requests int) (*Report, err
 	}()
 	out := c.Drive(ctx, Load{Clients: clients, Requests: requests, Body: SleepBody(200 * time.Millisecond), Timeout: 3 * time.Minute})
 	close(stopWatch)
+	peak := <-peakc
 	r.addf("load: %d requests in %s, %s", out.Sent, out.Elapsed.Round(time.Millisecond), statusLine(out.ByStatus))
 	r.addf("API memory: %.0f MiB before, %.0f MiB peak", rssBefore, peak)
 	r.verdict(c.Verify(ctx, out.Accepted, 4*time.Minute))
