@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
+	"github.com/oneshot-dev/oneshot/bench"
 	"github.com/oneshot-dev/oneshot/internal/system"
 	"github.com/oneshot-dev/oneshot/internal/systemtest"
 )
@@ -27,8 +26,16 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("raw-asynq/clients=%d", clients), func(b *testing.B) {
 			r := systemtest.StartRedis(b)
-			call := rawAsynq(b, r, 16)
-			measure(b, clients, call)
+			out, err := bench.RawAsynq(context.Background(), r.URL, clients, b.N)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(out.Latencies) != b.N {
+				b.Fatalf("%d of %d round trips failed", b.N-len(out.Latencies), b.N)
+			}
+			b.ReportMetric(ms(out.Percentile(50)), "p50-ms")
+			b.ReportMetric(ms(out.Percentile(99)), "p99-ms")
+			b.ReportMetric(out.Throughput(), "req/s")
 		})
 		b.Run(fmt.Sprintf("execute-%s/clients=%d", systemtest.Driver(), clients), func(b *testing.B) {
 			r := systemtest.StartRedis(b)
@@ -51,61 +58,6 @@ func BenchmarkRoundTrip(b *testing.B) {
 				return nil
 			})
 		})
-	}
-}
-
-// rawAsynq returns a call that enqueues a no-op task and waits for its
-// handler's PUBLISH on one shared subscription: the floor under execute.
-func rawAsynq(b *testing.B, r *systemtest.Redis, concurrency int) func() error {
-	rdb := r.Client(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	var mu sync.Mutex
-	waiting := map[string]chan struct{}{}
-	ps := rdb.Subscribe(ctx, "raw-reply")
-	if _, err := ps.Receive(ctx); err != nil {
-		b.Fatal(err)
-	}
-	go func() {
-		for msg := range ps.Channel() {
-			mu.Lock()
-			if ch := waiting[msg.Payload]; ch != nil {
-				close(ch)
-				delete(waiting, msg.Payload)
-			}
-			mu.Unlock()
-		}
-	}()
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: concurrency, TaskCheckInterval: time.Millisecond, LogLevel: asynq.ErrorLevel})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc("raw", func(ctx context.Context, t *asynq.Task) error {
-		return rdb.Publish(ctx, "raw-reply", string(t.Payload())).Err()
-	})
-	if err := srv.Start(mux); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Shutdown)
-	client := asynq.NewClientFromRedisClient(rdb)
-	var n int64
-	var nmu sync.Mutex
-	return func() error {
-		nmu.Lock()
-		n++
-		id := fmt.Sprint("t", n)
-		nmu.Unlock()
-		ch := make(chan struct{})
-		mu.Lock()
-		waiting[id] = ch
-		mu.Unlock()
-		if _, err := client.Enqueue(asynq.NewTask("raw", []byte(id), asynq.TaskID(id))); err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-			return nil
-		case <-time.After(30 * time.Second):
-			return fmt.Errorf("no reply for %s", id)
-		}
 	}
 }
 
