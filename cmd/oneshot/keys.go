@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"github.com/oneshot-dev/oneshot/api"
 	"github.com/oneshot-dev/oneshot/internal/system"
 )
