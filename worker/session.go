@@ -127,13 +127,6 @@ func (s *session) run(ctx context.Context) *run.Result {
 	})
 	driver := cfg.Pool.Driver().Name()
 	s.runnerf("sandbox %s (%s, %g CPU, %d MiB) acquired in %s", sb.ID(), driver, spec.CPU, spec.MemoryMiB, time.Since(acquireStart).Round(time.Microsecond))
-	if err := cfg.Store.SetRuntime(ctx, rec.ID, driver, sb.ID(), run.RuntimeRunning); err != nil {
-		if errors.Is(err, run.ErrTerminal) {
-			s.runnerf("run ended elsewhere (cancelled); stopping")
-			return &run.Result{Status: run.StatusCancelled, RuntimeState: run.RuntimeEnded}
-		}
-		s.log.Warn("record sandbox", "err", err)
-	}
 
 	// Kill the sandbox at the deadline or when the worker goes away; the
 	// runtime's output then ends and the read loop below returns.
@@ -149,6 +142,15 @@ func (s *session) run(ctx context.Context) *run.Result {
 	s.stdin = json.NewEncoder(sb.Stdin())
 	if err := s.send(agent.ToRuntime{Type: agent.TypeTask, Task: s.task()}); err != nil {
 		s.runnerf("could not send the task to the runtime: %v", err)
+	}
+	// Recorded while the runtime already works on its task: one round trip
+	// less on the run's path.
+	if err := cfg.Store.SetRuntime(ctx, rec.ID, driver, sb.ID(), run.RuntimeRunning); err != nil {
+		if errors.Is(err, run.ErrTerminal) {
+			s.runnerf("run ended elsewhere (cancelled); stopping")
+			return &run.Result{Status: run.StatusCancelled, RuntimeState: run.RuntimeEnded}
+		}
+		s.log.Warn("record sandbox", "err", err)
 	}
 	s.readLoop(runCtx, sb.Stdout())
 	sb.Stdin().Close()
