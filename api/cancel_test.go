@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/oneshot-dev/oneshot/internal/system"
@@ -78,10 +79,17 @@ func TestCancelRunningRunKillsItsSandboxAndStaysCancelled(t *testing.T) {
 	// cancelled, with one attempt, and keeps saying it past the time a retry
 	// would have come (the worker's retry delay is 1s).
 	insp := asynq.NewInspectorFromRedisClient(r.Client(t))
-	require.Eventually(t, func() bool {
+	var last string
+	completed := assert.Eventually(t, func() bool {
 		info, err := insp.GetTaskInfo(tasks.QueueExecute, resp.RunID)
-		return err == nil && info.State == asynq.TaskStateCompleted
-	}, 10*time.Second, 10*time.Millisecond, "the execute task completed, not retried")
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("%s (retried %d, last error %q)", info.State, info.Retried, info.LastErr)
+		return info.State == asynq.TaskStateCompleted
+	}, 10*time.Second, 10*time.Millisecond)
+	require.True(t, completed, "the execute task completed, not retried; it is %s", last)
 	store := run.NewStore(run.StoreConfig{Redis: r.Client(t)})
 	require.Never(t, func() bool {
 		rec, err := store.Get(context.Background(), resp.RunID)

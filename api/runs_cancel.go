@@ -47,10 +47,14 @@ func (s *Server) cancelRun(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, cancelResponse{ID: rec.ID, Status: out.Status, Message: msg})
 	}
-	if !rec.ExecAt.IsZero() || out.Status == run.StatusQueued {
+	if out.Status == run.StatusQueued {
+		// Only a queued run's task is deleted: a running run's task completes
+		// on its own once the worker has stopped it, and deleting it then
+		// would erase it from the Asynq UI.
 		err := s.inspector.DeleteTask(tasks.QueueExecute, rec.ID)
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-			// Active (a worker has it) or Redis trouble: the record wins anyway.
+			// Active (a worker has just taken it) or Redis trouble: the
+			// record wins anyway.
 			s.log.Debug("delete the task of a cancelled run", "run", rec.ID, "err", err)
 		}
 	}

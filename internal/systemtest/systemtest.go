@@ -176,7 +176,10 @@ func Start(t testing.TB, cfg system.Config, roles system.Roles) *system.System {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		// ONESHOT_TEST_LOG_LEVEL=debug shows the system's own story of a test.
+		level := slog.LevelWarn
+		_ = level.UnmarshalText([]byte(os.Getenv("ONESHOT_TEST_LOG_LEVEL")))
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	sys, err := system.Start(context.Background(), cfg, roles, log)
 	if err != nil {
