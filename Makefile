@@ -11,8 +11,9 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/oneshot.
+build: ## Build bin/oneshot and, beside it, bin/oneshot-runtime (the runtime each sandbox runs).
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/oneshot
+	$(GO) build -o $(dir $(BIN))oneshot-runtime ./cmd/oneshot-runtime
 
 .PHONY: run
 run: build ## Run API and worker in one process on an embedded Redis (oneshot dev).

@@ -7,8 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oneshot-dev/oneshot/model"
-	"github.com/oneshot-dev/oneshot/run"
+	"github.com/oneshot-dev/oneshot/chat"
 )
 
 // execute runs the agent loop and returns the result message.
@@ -17,13 +16,13 @@ func (rt *runtime) execute(ctx context.Context, task *Task) FromRuntime {
 	rt.emit(EventAgentStart, map[string]any{"runId": task.RunID, "model": task.Model})
 	rt.logf("agent started: model %s, %d tools", task.Model, len(task.Tools))
 
-	offered := make([]model.Tool, 0, len(task.Tools))
+	offered := make([]chat.Tool, 0, len(task.Tools))
 	byWire := make(map[string]ToolSpec, len(task.Tools))
 	for _, t := range task.Tools {
-		offered = append(offered, model.Tool{Name: WireName(t.Name), Description: t.Description, Schema: t.Schema})
+		offered = append(offered, chat.Tool{Name: WireName(t.Name), Description: t.Description, Schema: t.Schema})
 		byWire[WireName(t.Name)] = t
 	}
-	msgs := []model.Message{{Role: model.RoleUser, Content: []model.Part{{Type: model.PartText, Text: task.Prompt}}}}
+	msgs := []chat.Message{{Role: chat.RoleUser, Content: []chat.Part{{Type: chat.PartText, Text: task.Prompt}}}}
 
 	output, err := rt.loop(ctx, task, offered, byWire, msgs)
 	rt.emit(EventAgentEnd, map[string]any{"durationMs": time.Since(start).Milliseconds(), "error": errString(err)})
@@ -35,15 +34,15 @@ func (rt *runtime) execute(ctx context.Context, task *Task) FromRuntime {
 	return FromRuntime{Type: TypeResult, Output: output, Steps: rt.steps}
 }
 
-func (rt *runtime) loop(ctx context.Context, task *Task, offered []model.Tool, byWire map[string]ToolSpec, msgs []model.Message) (string, error) {
+func (rt *runtime) loop(ctx context.Context, task *Task, offered []chat.Tool, byWire map[string]ToolSpec, msgs []chat.Message) (string, error) {
 	for turn := 1; ; turn++ {
 		if task.MaxTurns > 0 && turn > task.MaxTurns {
 			return "", fmt.Errorf("turn budget exhausted: no final answer after %d turns (maxTurns)", task.MaxTurns)
 		}
 		rt.emit(EventTurnStart, map[string]any{"turn": turn})
 		rt.logf("turn %d: calling %s", turn, task.Model)
-		rt.emit(EventMessageStart, map[string]any{"role": model.RoleAssistant})
-		resp, err := rt.callModel(ctx, model.Request{
+		rt.emit(EventMessageStart, map[string]any{"role": chat.RoleAssistant})
+		resp, err := rt.callModel(ctx, chat.Request{
 			Model:     task.Model,
 			System:    systemPrompt(task),
 			Messages:  msgs,
@@ -53,39 +52,39 @@ func (rt *runtime) loop(ctx context.Context, task *Task, offered []model.Tool, b
 		if err != nil {
 			return "", err
 		}
-		rt.emit(EventMessageEnd, map[string]any{"role": model.RoleAssistant, "content": resp.Content, "stopReason": resp.StopReason, "usage": resp.Usage})
-		msgs = append(msgs, model.Message{Role: model.RoleAssistant, Content: resp.Content})
+		rt.emit(EventMessageEnd, map[string]any{"role": chat.RoleAssistant, "content": resp.Content, "stopReason": resp.StopReason, "usage": resp.Usage})
+		msgs = append(msgs, chat.Message{Role: chat.RoleAssistant, Content: resp.Content})
 
 		var text strings.Builder
-		var calls []model.Part
+		var calls []chat.Part
 		for _, p := range resp.Content {
 			switch p.Type {
-			case model.PartText:
+			case chat.PartText:
 				text.WriteString(p.Text)
-			case model.PartThinking:
-				rt.step(run.Step{Type: "thinking", Content: p.Text})
-			case model.PartToolCall:
+			case chat.PartThinking:
+				rt.step(Step{Type: "thinking", Content: p.Text})
+			case chat.PartToolCall:
 				calls = append(calls, p)
 			}
 		}
 		if text.Len() > 0 {
-			rt.step(run.Step{Type: "output", Content: text.String()})
+			rt.step(Step{Type: "output", Content: text.String()})
 		}
 		if len(calls) == 0 {
 			rt.emit(EventTurnEnd, map[string]any{"turn": turn, "toolCalls": 0})
 			return text.String(), nil
 		}
-		results := make([]model.Part, 0, len(calls))
+		results := make([]chat.Part, 0, len(calls))
 		for _, call := range calls {
 			results = append(results, rt.callTool(ctx, call, byWire))
 		}
-		msgs = append(msgs, model.Message{Role: model.RoleUser, Content: results})
+		msgs = append(msgs, chat.Message{Role: chat.RoleUser, Content: results})
 		rt.emit(EventTurnEnd, map[string]any{"turn": turn, "toolCalls": len(calls)})
 	}
 }
 
 // callModel asks the worker to make a model call.
-func (rt *runtime) callModel(ctx context.Context, req model.Request) (*model.Response, error) {
+func (rt *runtime) callModel(ctx context.Context, req chat.Request) (*chat.Response, error) {
 	resp, err := rt.request(ctx, FromRuntime{Type: TypeModelRequest, Request: &req})
 	switch {
 	case err != nil:
@@ -100,7 +99,7 @@ func (rt *runtime) callModel(ctx context.Context, req model.Request) (*model.Res
 
 // callTool runs one tool call, in the sandbox or through the worker, and
 // returns its result part. Tool errors go back to the model, not up.
-func (rt *runtime) callTool(ctx context.Context, call model.Part, byWire map[string]ToolSpec) model.Part {
+func (rt *runtime) callTool(ctx context.Context, call chat.Part, byWire map[string]ToolSpec) chat.Part {
 	start := time.Now()
 	spec, offered := byWire[call.ToolName]
 	name := spec.Name
@@ -112,7 +111,7 @@ func (rt *runtime) callTool(ctx context.Context, call model.Part, byWire map[str
 		input = json.RawMessage("{}")
 	}
 	rt.emit(EventToolExecutionStart, map[string]any{"toolCallId": call.ToolCallID, "toolName": name, "args": input})
-	rt.step(run.Step{Type: "tool_call", ToolName: name, ToolInput: input})
+	rt.step(Step{Type: "tool_call", ToolName: name, ToolInput: input})
 
 	var out string
 	var err error
@@ -130,13 +129,13 @@ func (rt *runtime) callTool(ctx context.Context, call model.Part, byWire map[str
 	}
 	d := time.Since(start)
 	rt.emit(EventToolExecutionEnd, map[string]any{"toolCallId": call.ToolCallID, "toolName": name, "result": out, "isError": isError, "durationMs": d.Milliseconds()})
-	rt.step(run.Step{Type: "tool_result", ToolName: name, ToolOutput: out, IsError: isError, DurationMs: d.Milliseconds()})
+	rt.step(Step{Type: "tool_result", ToolName: name, ToolOutput: out, IsError: isError, DurationMs: d.Milliseconds()})
 	status := "ok"
 	if isError {
 		status = "error"
 	}
 	rt.logf("tool %s: %s in %s", name, status, d.Round(time.Millisecond))
-	return model.Part{Type: model.PartToolResult, ToolCallID: call.ToolCallID, ToolName: call.ToolName, Text: out, IsError: isError}
+	return chat.Part{Type: chat.PartToolResult, ToolCallID: call.ToolCallID, ToolName: call.ToolName, Text: out, IsError: isError}
 }
 
 // callHostTool asks the worker to run a service tool.

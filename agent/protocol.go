@@ -36,9 +36,9 @@ package agent
 
 import (
 	"encoding/json"
+	"time"
 
-	"github.com/oneshot-dev/oneshot/model"
-	"github.com/oneshot-dev/oneshot/run"
+	"github.com/oneshot-dev/oneshot/chat"
 )
 
 // MaxLineBytes bounds one protocol line in either direction.
@@ -92,13 +92,13 @@ type ToolSpec struct {
 
 // ToRuntime is a message from the worker to the runtime.
 type ToRuntime struct {
-	Type     string          `json:"type"`
-	ID       string          `json:"id,omitempty"`
-	Task     *Task           `json:"task,omitempty"`
-	Response *model.Response `json:"response,omitempty"`
-	Output   string          `json:"output,omitempty"`
-	IsError  bool            `json:"isError,omitempty"`
-	Error    string          `json:"error,omitempty"`
+	Type     string         `json:"type"`
+	ID       string         `json:"id,omitempty"`
+	Task     *Task          `json:"task,omitempty"`
+	Response *chat.Response `json:"response,omitempty"`
+	Output   string         `json:"output,omitempty"`
+	IsError  bool           `json:"isError,omitempty"`
+	Error    string         `json:"error,omitempty"`
 }
 
 // FromRuntime is a message from the runtime to the worker. Events carry fields
@@ -106,11 +106,24 @@ type ToRuntime struct {
 type FromRuntime struct {
 	Type    string          `json:"type"`
 	ID      string          `json:"id,omitempty"`
-	Request *model.Request  `json:"request,omitempty"` // model_request
+	Request *chat.Request   `json:"request,omitempty"` // model_request
 	Tool    string          `json:"tool,omitempty"`    // tool_request: the API name
 	Input   json.RawMessage `json:"input,omitempty"`   // tool_request
 	Line    string          `json:"line,omitempty"`    // log
 	Output  string          `json:"output,omitempty"`  // result
 	Error   string          `json:"error,omitempty"`   // result
-	Steps   []run.Step      `json:"steps,omitempty"`   // result
+	Steps   []Step          `json:"steps,omitempty"`   // result
+}
+
+// Step is one thing the agent did, kept in the run's details.
+type Step struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"` // output | thinking | tool_call | tool_result
+	Content    string          `json:"content,omitempty"`
+	ToolName   string          `json:"toolName,omitempty"`
+	ToolInput  json.RawMessage `json:"toolInput,omitempty"`
+	ToolOutput string          `json:"toolOutput,omitempty"`
+	IsError    bool            `json:"isError,omitempty"`
+	DurationMs int64           `json:"durationMs,omitempty"`
+	Timestamp  time.Time       `json:"timestamp"`
 }

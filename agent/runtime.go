@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/oneshot-dev/oneshot/run"
 )
 
 // DefaultInstructions is the system prompt of a run that gives none.
@@ -73,7 +71,7 @@ type runtime struct {
 	workspace string
 	diagMu    sync.Mutex
 	diag      io.Writer
-	steps     []run.Step
+	steps     []Step
 }
 
 // pendingRequest waits for the response to one request.
@@ -192,7 +190,7 @@ func (rt *runtime) request(ctx context.Context, msg FromRuntime) (ToRuntime, err
 	}
 }
 
-func (rt *runtime) step(s run.Step) {
+func (rt *runtime) step(s Step) {
 	s.ID = "step_" + strconv.Itoa(len(rt.steps)+1)
 	if s.Timestamp.IsZero() {
 		s.Timestamp = time.Now().UTC()

@@ -3,13 +3,13 @@ package bench
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/oneshot-dev/oneshot/internal/systemtest"
 )
 
 // binary is the oneshot binary the scenarios start.
@@ -20,11 +20,10 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "oneshot")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/oneshot")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("build oneshot: " + err.Error())
+	// Built as `make build` lays them out: the workers' sandboxes run
+	// oneshot-runtime, beside oneshot.
+	if binary, err = systemtest.Build(dir); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

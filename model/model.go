@@ -7,85 +7,42 @@ package model
 
 import (
 	"context"
-	"encoding/json"
+
+	"github.com/oneshot-dev/oneshot/chat"
 )
 
-// Part is one piece of a message's content.
-type Part struct {
-	Type       string          `json:"type"` // text | thinking | tool_call | tool_result
-	Text       string          `json:"text,omitempty"`
-	ToolCallID string          `json:"toolCallId,omitempty"`
-	ToolName   string          `json:"toolName,omitempty"`
-	Input      json.RawMessage `json:"input,omitempty"` // tool_call arguments, a JSON object
-	IsError    bool            `json:"isError,omitempty"`
-	// Signature is the provider's seal on a thinking part (Anthropic); it must
-	// travel back unchanged with the part, or the part is dropped.
-	Signature string `json:"signature,omitempty"`
-}
+// The conversation's vocabulary lives in package chat, which the runtime
+// shares; these aliases let the worker's code speak of model.Request.
+type (
+	Part     = chat.Part
+	Message  = chat.Message
+	Tool     = chat.Tool
+	Request  = chat.Request
+	Usage    = chat.Usage
+	Response = chat.Response
+	Delta    = chat.Delta
+)
 
 // Part types.
 const (
-	PartText       = "text"
-	PartThinking   = "thinking"
-	PartToolCall   = "tool_call"
-	PartToolResult = "tool_result"
+	PartText       = chat.PartText
+	PartThinking   = chat.PartThinking
+	PartToolCall   = chat.PartToolCall
+	PartToolResult = chat.PartToolResult
 )
 
 // Message roles.
 const (
-	RoleUser      = "user"
-	RoleAssistant = "assistant"
+	RoleUser      = chat.RoleUser
+	RoleAssistant = chat.RoleAssistant
 )
 
-// Message is one turn of the conversation. Tool results travel in user messages.
-type Message struct {
-	Role    string `json:"role"`
-	Content []Part `json:"content"`
-}
-
-// Tool is a tool offered to the model. Names are wire-safe ([a-zA-Z0-9_-]).
-type Tool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	Schema      json.RawMessage `json:"schema"` // JSON schema of the input object
-}
-
-// Request is one model call.
-type Request struct {
-	Model     string    `json:"model"` // full id, "provider/name"
-	System    string    `json:"system,omitempty"`
-	Messages  []Message `json:"messages"`
-	Tools     []Tool    `json:"tools,omitempty"`
-	MaxTokens int       `json:"maxTokens,omitempty"`
-}
-
-// Usage counts tokens of one call.
-type Usage struct {
-	InputTokens  int `json:"inputTokens"`
-	OutputTokens int `json:"outputTokens"`
-}
-
-// Stop reasons, normalized across providers. A response that holds tool_call
-// parts stops with StopToolUse unless it ran out of tokens.
+// Stop reasons.
 const (
-	StopEndTurn   = "end_turn"   // the answer is complete (also stop sequences, refusals)
-	StopToolUse   = "tool_use"   // the model waits for the results of its tool calls
-	StopMaxTokens = "max_tokens" // the answer was cut at Request.MaxTokens
+	StopEndTurn   = chat.StopEndTurn
+	StopToolUse   = chat.StopToolUse
+	StopMaxTokens = chat.StopMaxTokens
 )
-
-// Response is a model's answer to one Request.
-type Response struct {
-	Content    []Part `json:"content"`
-	StopReason string `json:"stopReason"`
-	Usage      Usage  `json:"usage"`
-}
-
-// Delta is a piece of streamed output, for live events. Deltas arrive in order;
-// their concatenation equals the text and thinking parts of the Response.
-type Delta struct {
-	Text     string `json:"text,omitempty"`
-	Thinking string `json:"thinking,omitempty"`
-}
 
 // Retry describes a retry a provider is about to make: Attempt counts retries
 // from 1 to MaxAttempts, DelayMs is the wait before it, Error why it is needed.

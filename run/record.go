@@ -6,7 +6,7 @@ package run
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/json"
+	"github.com/oneshot-dev/oneshot/agent"
 	"strings"
 	"time"
 
@@ -100,18 +100,8 @@ type UsageEntry struct {
 	Timestamp        time.Time `json:"timestamp"`
 }
 
-// Step is one thing the agent did, for run details.
-type Step struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"` // output | thinking | tool_call | tool_result
-	Content    string          `json:"content,omitempty"`
-	ToolName   string          `json:"toolName,omitempty"`
-	ToolInput  json.RawMessage `json:"toolInput,omitempty"`
-	ToolOutput string          `json:"toolOutput,omitempty"`
-	IsError    bool            `json:"isError,omitempty"`
-	DurationMs int64           `json:"durationMs,omitempty"`
-	Timestamp  time.Time       `json:"timestamp"`
-}
+// Step is one thing the agent did, for run details, as the runtime reported it.
+type Step = agent.Step
 
 // Result is what a finished attempt writes into the record.
 type Result struct {

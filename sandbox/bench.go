@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+	"github.com/oneshot-dev/oneshot/internal/sandboxinit"
 )
 
 // EchoCommand is the runtime the benchmarks use: it answers the first line it

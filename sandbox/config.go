@@ -23,6 +23,12 @@ type Config struct {
 	// The binary is bound read-only into the sandbox and executed there.
 	Command []string
 
+	// Init is the binary the linux driver executes first in each sandbox, to
+	// build it around itself before it executes Command: any binary that links
+	// package internal/sandboxinit (oneshot, or the smaller and faster
+	// oneshot-runtime). Default: this process's own binary.
+	Init string
+
 	// Env adds KEY=value variables to the runtime's environment. Without it the
 	// runtime sees only PATH, HOME, TMPDIR, LANG and ONESHOT_WORKSPACE: never the
 	// worker's own environment, so no credential leaks in by accident.
@@ -78,6 +84,7 @@ func (c Config) withDefaults() Config {
 	c.PidsMax = cmp.Or(c.PidsMax, DefaultPidsMax)
 	c.CgroupRoot = cmp.Or(c.CgroupRoot, DefaultCgroupRoot)
 	c.StartTimeout = cmp.Or(c.StartTimeout, 10*time.Second)
+	c.Init = cmp.Or(c.Init, "/proc/self/exe")
 	c.Runsc = cmp.Or(c.Runsc, "runsc")
 	c.RunscPlatform = cmp.Or(c.RunscPlatform, "ptrace")
 	c.RunscRoot = cmp.Or(c.RunscRoot, "/run/oneshot-runsc")

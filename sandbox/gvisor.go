@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+	"github.com/oneshot-dev/oneshot/internal/sandboxinit"
 )
 
 // GVisorDriver runs each runtime under gVisor (runsc): a user-space kernel

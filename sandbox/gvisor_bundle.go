@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+	"github.com/oneshot-dev/oneshot/internal/sandboxinit"
 )
 
 // The parts of an OCI runtime spec (config.json) the gvisor driver writes.

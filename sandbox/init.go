@@ -2,7 +2,7 @@
 
 package sandbox
 
-import "github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+import "github.com/oneshot-dev/oneshot/internal/sandboxinit"
 
 // MaybeRunInit runs the sandbox init when this process is one, and otherwise
 // returns false at once.

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+	"github.com/oneshot-dev/oneshot/internal/sandboxinit"
 )
 
 // LinuxDriver isolates each runtime with Linux namespaces (PID, mount, network,
@@ -200,10 +200,11 @@ func (s *linuxSandbox) abort(err error) error {
 	return err
 }
 
-// initCmd is the command that starts the init: this binary again.
+// initCmd is the command that starts the init: Config.Init, by default this
+// binary again.
 func (d *LinuxDriver) initCmd(pipes *stdio, config, status *os.File, attr *syscall.SysProcAttr) *exec.Cmd {
 	return &exec.Cmd{
-		Path: "/proc/self/exe",
+		Path: d.cfg.Init,
 		// -test.run keeps a test binary that somehow missed the init from running its tests.
 		Args:        []string{sandboxinit.Arg, "-test.run=^$"},
 		Env:         []string{sandboxinit.Env + "=1"},

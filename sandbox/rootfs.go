@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/oneshot-dev/oneshot/sandbox/internal/sandboxinit"
+	"github.com/oneshot-dev/oneshot/internal/sandboxinit"
 )
 
 // runtimeDir is where a runtime binary from outside /usr is bound.

@@ -13,9 +13,11 @@
 //
 // # What callers must do
 //
-// The linux driver starts each sandbox by re-executing the current binary
-// (/proc/self/exe) as a small init, which builds the sandbox around itself and
-// then executes the runtime. The init runs from the initializer of a package
+// The linux driver starts each sandbox by executing Config.Init, by default
+// the current binary (/proc/self/exe), as a small init, which builds the
+// sandbox around itself and then executes the runtime. oneshot-runtime, a
+// binary with the runtime and the init only, starts faster than the server's
+// binary: workers use it as the init when it is installed beside them. The init runs from the initializer of a package
 // this one imports (internal/sandboxinit): it takes over such a process before
 // main, and before the binary's heavier packages initialize, which would cost
 // milliseconds per sandbox. So a binary that creates sandboxes needs nothing

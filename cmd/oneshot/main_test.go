@@ -28,11 +28,10 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "oneshot")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("build oneshot: " + err.Error())
+	// Built as `make build` lays them out: the workers' sandboxes run
+	// oneshot-runtime, beside oneshot.
+	if binary, err = systemtest.Build(dir); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -44,6 +43,7 @@ type process struct {
 	cmd    *exec.Cmd
 	stdout *bufio.Reader
 	stderr bytes.Buffer
+	banner string        // what it announced at start (apiAddr reads it)
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit error, once done is closed
 }
@@ -71,15 +71,21 @@ func start(t *testing.T, env []string, args ...string) *process {
 
 var addrLine = regexp.MustCompile(`API\s+http://([0-9.:]+)/agent/v1/execute`)
 
-// apiAddr reads the announced API address from the process's output.
+// apiAddr reads the announced API address from the process's output, and
+// keeps the whole announcement in p.banner.
 func (p *process) apiAddr(t *testing.T) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	addr := ""
 	for time.Now().Before(deadline) {
 		line, err := p.stdout.ReadString('\n')
+		p.banner += line
 		if m := addrLine.FindStringSubmatch(line); m != nil {
+			addr = m[1]
+		}
+		if addr != "" && strings.HasPrefix(line, "Try:") {
 			go io.Copy(io.Discard, p.stdout)
-			return m[1]
+			return addr
 		}
 		if err != nil {
 			t.Fatalf("oneshot exited before announcing its API: %v\nstderr:\n%s", err, p.stderr.String())
@@ -140,6 +146,9 @@ func TestBadSettingsSayWhich(t *testing.T) {
 func TestDevRunsOnEmbeddedRedis(t *testing.T) {
 	p := start(t, append(sandboxEnv(), "ONESHOT_REDIS_URL="), "dev")
 	addr := p.apiAddr(t)
+	// Installed beside oneshot (as make build does), oneshot-runtime is what
+	// the sandboxes run.
+	require.Contains(t, p.banner, "runtime "+filepath.Join(filepath.Dir(binary), "oneshot-runtime")+"\n")
 
 	out := execute(t, addr, `{"prompt":"hello from dev","model":"builtin/echo"}`)
 	require.Equal(t, "completed", out["status"])

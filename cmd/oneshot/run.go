@@ -110,7 +110,7 @@ func announce(w io.Writer, sys *system.System, roles system.Roles, cfg system.Co
 		fmt.Fprintf(&b, "  worker     http://%s/metrics  /healthz  /readyz\n", sys.WorkerAddr)
 	}
 	if roles.Worker {
-		fmt.Fprintf(&b, "  sandbox    %s driver, %d runs at once\n", cfg.SandboxDriver, cfg.WorkerConcurrency)
+		fmt.Fprintf(&b, "  sandbox    %s driver, %d runs at once, runtime %s\n", cfg.SandboxDriver, cfg.WorkerConcurrency, strings.Join(sys.Runtime.Command, " "))
 	}
 	if sys.Embedded() {
 		fmt.Fprintf(&b, "  redis      embedded (in memory, lost on exit) at %s; set ONESHOT_REDIS_URL for a real one\n", sys.RedisURL())

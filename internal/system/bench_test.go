@@ -23,6 +23,11 @@ import (
 //
 //	go test -run '^$' -bench RoundTrip -benchtime 2000x ./internal/system/
 func BenchmarkRoundTrip(b *testing.B) {
+	// The runtime and init of a real install (make build), not the test binary.
+	lean, err := systemtest.BuildRuntime(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("raw-asynq/clients=%d", clients), func(b *testing.B) {
 			r := systemtest.StartRedis(b)
@@ -40,6 +45,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Run(fmt.Sprintf("execute-%s/clients=%d", systemtest.Driver(), clients), func(b *testing.B) {
 			r := systemtest.StartRedis(b)
 			cfg := systemtest.Config(r.URL)
+			cfg.RuntimeCommand, cfg.SandboxInit = []string{lean}, lean
 			cfg.WorkerConcurrency = 16
 			cfg.SandboxWarm = 16
 			sys := systemtest.Start(b, cfg, system.Roles{API: true, Worker: true})

@@ -46,8 +46,13 @@ type Config struct {
 	SandboxMinMemoryMiB int     `envconfig:"SANDBOX_MIN_MEMORY_MIB" default:"128"`
 	SandboxMaxMemoryMiB int     `envconfig:"SANDBOX_MAX_MEMORY_MIB" default:"16384"`
 	// RuntimeCommand overrides the runtime started in each sandbox; empty
-	// means this binary with the argument "agent".
+	// means oneshot-runtime beside this binary, or else this binary with the
+	// argument "agent".
 	RuntimeCommand []string `envconfig:"RUNTIME_COMMAND"`
+	// SandboxInit overrides the binary the linux driver executes as each
+	// sandbox's init; empty means oneshot-runtime beside this binary, or else
+	// this binary.
+	SandboxInit string `envconfig:"SANDBOX_INIT"`
 
 	DefaultModel string `envconfig:"DEFAULT_MODEL" default:"anthropic/claude-sonnet-4.6"`
 

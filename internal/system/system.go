@@ -1,6 +1,7 @@
 package system
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -53,6 +55,7 @@ type System struct {
 
 	Worker     *worker.Worker
 	Pool       *sandbox.Pool
+	Runtime    SandboxRuntime // what the worker's sandboxes run
 	workerHTTP *http.Server
 	// WorkerAddr is the address of the worker's health and metrics endpoint,
 	// when it runs without the API.
@@ -139,7 +142,15 @@ func (s *System) startEmbeddedRedis() error {
 }
 
 func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTTP bool) error {
-	driver, err := NewDriver(s.cfg, s.log)
+	var err error
+	if s.Runtime, err = ResolveRuntime(s.cfg); err != nil {
+		return err
+	}
+	if len(s.cfg.RuntimeCommand) == 0 && filepath.Base(s.Runtime.Command[0]) != RuntimeBinary {
+		s.log.Warn("sandbox runtime: "+RuntimeBinary+" is not installed beside this binary; sandboxes run `oneshot agent`, "+
+			"which starts a few milliseconds slower (make build installs both)", "command", s.Runtime.Command)
+	}
+	driver, err := NewDriver(s.cfg, s.Runtime, s.log)
 	if err != nil {
 		return err
 	}
@@ -350,18 +361,45 @@ func webhookRootCAs(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// NewDriver returns the sandbox driver the configuration names.
-func NewDriver(cfg Config, log *slog.Logger) (sandbox.Driver, error) {
-	command := cfg.RuntimeCommand
-	if len(command) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the runtime binary: %w", err)
-		}
-		command = []string{exe, "agent"}
+// RuntimeBinary is the runtime's own binary. Installed beside the oneshot
+// binary, it is the default runtime and the linux driver's sandbox init:
+// it starts in about a millisecond, the server's binary in about five.
+const RuntimeBinary = "oneshot-runtime"
+
+// SandboxRuntime is what each sandbox runs: its init (linux driver), then the
+// runtime command.
+type SandboxRuntime struct {
+	Init    string
+	Command []string
+}
+
+// ResolveRuntime applies the defaults of ONESHOT_RUNTIME_COMMAND and
+// ONESHOT_SANDBOX_INIT: oneshot-runtime beside this binary when it is
+// installed, else this binary (with "agent" as the runtime).
+func ResolveRuntime(cfg Config) (SandboxRuntime, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return SandboxRuntime{}, fmt.Errorf("find this binary: %w", err)
 	}
+	rt := SandboxRuntime{Init: cfg.SandboxInit, Command: cfg.RuntimeCommand}
+	if lean := filepath.Join(filepath.Dir(exe), RuntimeBinary); isExecutable(lean) {
+		rt.Init = cmp.Or(rt.Init, lean)
+		if len(rt.Command) == 0 {
+			rt.Command = []string{lean}
+		}
+	}
+	rt.Init = cmp.Or(rt.Init, exe)
+	if len(rt.Command) == 0 {
+		rt.Command = []string{exe, "agent"}
+	}
+	return rt, nil
+}
+
+// NewDriver returns the sandbox driver the configuration names, running rt.
+func NewDriver(cfg Config, rt SandboxRuntime, log *slog.Logger) (sandbox.Driver, error) {
 	d, err := sandbox.NewDriver(cfg.SandboxDriver, sandbox.Config{
-		Command:      command,
+		Command:      rt.Command,
+		Init:         rt.Init,
 		WorkspaceMiB: cfg.SandboxWorkspaceMiB,
 		PidsMax:      cfg.SandboxPidsMax,
 		Logger:       log,
@@ -370,4 +408,9 @@ func NewDriver(cfg Config, log *slog.Logger) (sandbox.Driver, error) {
 		return nil, fmt.Errorf("ONESHOT_SANDBOX_DRIVER: %w", err)
 	}
 	return d, nil
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
