@@ -50,6 +50,20 @@ func (s *Store) Append(ctx context.Context, id string, events []Event) (int64, e
 	}
 	args := make([]any, 0, 3+3*len(events))
 	args = append(args, s.maxEvents, s.retention.Milliseconds(), s.EventsChannel(id))
+	args = appendEventArgs(args, events)
+	seq, err := appendScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("append events to %s: %w", id, err)
+	}
+	if seq < 0 {
+		return 0, ErrNotFound
+	}
+	return seq, nil
+}
+
+// appendEventArgs adds the (type, time, data) triples of events to a
+// script's arguments.
+func appendEventArgs(args []any, events []Event) []any {
 	for _, e := range events {
 		t := e.Time
 		if t.IsZero() {
@@ -61,14 +75,7 @@ func (s *Store) Append(ctx context.Context, id string, events []Event) (int64, e
 		}
 		args = append(args, e.Type, t.UnixMilli(), data)
 	}
-	seq, err := appendScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("append events to %s: %w", id, err)
-	}
-	if seq < 0 {
-		return 0, ErrNotFound
-	}
-	return seq, nil
+	return args
 }
 
 // Events returns up to count events after sequence number after, in order.

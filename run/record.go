@@ -112,6 +112,9 @@ type Result struct {
 	Logs         Logs
 	Usage        Usage
 	Steps        []Step
+	// Events are the attempt's last events, not yet in the stream: Finish
+	// appends them before run_end, in the same round trip.
+	Events []Event
 }
 
 // Record is a run as stored.

@@ -183,16 +183,24 @@ func (s *Store) update(ctx context.Context, id string, fields ...any) error {
 }
 
 // finishScript writes the result of a run that has not ended, appends the
-// terminal event, and wakes the waiting API process and the event streams.
-// KEYS: record, events. ARGV: maxEvents, retention ms, event time, event data,
-// events channel, then field/value pairs. Returns {1, callbacks}, or {0} or
+// attempt's last events and the terminal event, and wakes the waiting API
+// process and the event streams. KEYS: record, events. ARGV: maxEvents,
+// retention ms, event time, event data, events channel, n, then n (type, time,
+// data) triples, then field/value pairs. Returns {1, callbacks}, or {0} or
 // {-1} when the run has ended or does not exist.
 var finishScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {-1} end
 if st == 'completed' or st == 'failed' or st == 'cancelled' then return {0} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', 1)
+local n = tonumber(ARGV[6])
+redis.call('HSET', KEYS[1], unpack(ARGV, 7 + 3 * n))
+local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', n + 1) - n - 1
+for i = 0, n - 1 do
+  seq = seq + 1
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq,
+    'type', ARGV[7 + i * 3], 'time', ARGV[8 + i * 3], 'data', ARGV[9 + i * 3])
+end
+seq = seq + 1
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'type', 'run_end', 'time', ARGV[3], 'data', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -219,7 +227,10 @@ func (s *Store) FinishCallbacks(ctx context.Context, id string, res *Result) ([]
 		return nil, err
 	}
 	data := fmt.Sprintf(`{"status":%q,"error":%q}`, res.Status, res.Error)
-	args := append([]any{s.maxEvents, s.retention.Milliseconds(), now.UnixMilli(), data, s.EventsChannel(id)}, fields...)
+	args := make([]any, 0, 6+3*len(res.Events)+len(fields))
+	args = append(args, s.maxEvents, s.retention.Milliseconds(), now.UnixMilli(), data, s.EventsChannel(id), len(res.Events))
+	args = appendEventArgs(args, res.Events)
+	args = append(args, fields...)
 	v, err := finishScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("finish run %s: %w", id, err)

@@ -123,10 +123,12 @@ func TestEventsAreNumberedAndReplayable(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, seq)
-	seq, err = s.Append(ctx, rec.ID, []run.Event{{Type: "agent_end"}})
+	seq, err = s.Append(ctx, rec.ID, []run.Event{{Type: "turn_end"}})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, seq)
-	require.NoError(t, s.Finish(ctx, rec.ID, &run.Result{Status: run.StatusFailed, Error: "boom"}))
+	// The attempt's last events come with its result, before run_end.
+	require.NoError(t, s.Finish(ctx, rec.ID, &run.Result{Status: run.StatusFailed, Error: "boom",
+		Events: []run.Event{{Type: "agent_end", Data: json.RawMessage(`{"error":"boom"}`)}, {Type: "log"}}}))
 
 	all, err := s.Events(ctx, rec.ID, 0, 100)
 	require.NoError(t, err)
@@ -135,13 +137,14 @@ func TestEventsAreNumberedAndReplayable(t *testing.T) {
 		require.EqualValues(t, i+1, e.Seq)
 		types = append(types, e.Type)
 	}
-	require.Equal(t, []string{"agent_start", "log", "agent_end", run.EventEnd}, types)
+	require.Equal(t, []string{"agent_start", "log", "turn_end", "agent_end", "log", run.EventEnd}, types)
 	require.JSONEq(t, `{"line":"x"}`, string(all[1].Data))
-	require.JSONEq(t, `{"status":"failed","error":"boom"}`, string(all[3].Data))
+	require.JSONEq(t, `{"error":"boom"}`, string(all[3].Data))
+	require.JSONEq(t, `{"status":"failed","error":"boom"}`, string(all[5].Data))
 
 	after, err := s.Events(ctx, rec.ID, 2, 100)
 	require.NoError(t, err)
-	require.Len(t, after, 2)
+	require.Len(t, after, 4)
 	require.EqualValues(t, 3, after[0].Seq)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oneshot-dev/oneshot/run"
@@ -24,6 +25,11 @@ type eventWriter struct {
 	ch    chan run.Event
 	done  chan struct{}
 	once  sync.Once
+
+	// keep, once set by Drain, makes the loop keep what it has not yet
+	// written in rest instead of writing it.
+	keep atomic.Bool
+	rest []run.Event
 }
 
 func newEventWriter(store *run.Store, runID string, log *slog.Logger) *eventWriter {
@@ -46,6 +52,15 @@ func (w *eventWriter) Close() {
 	<-w.done
 }
 
+// Drain stops the writer and returns, in order, the events it has not yet
+// written (after a write in flight, if any, has ended). The caller writes
+// them: Finish does it in its own round trip.
+func (w *eventWriter) Drain() []run.Event {
+	w.keep.Store(true)
+	w.Close()
+	return w.rest
+}
+
 func (w *eventWriter) loop() {
 	defer close(w.done)
 	batch := make([]run.Event, 0, eventBatch)
@@ -62,6 +77,10 @@ func (w *eventWriter) loop() {
 			default:
 				break drain
 			}
+		}
+		if w.keep.Load() {
+			w.rest = append(w.rest, batch...)
+			continue
 		}
 		w.write(batch)
 	}

@@ -87,6 +87,7 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 	urls, err := w.finish(ctx, rec.ID, res)
 	if err != nil {
 		if errors.Is(err, run.ErrTerminal) {
+			w.appendEvents(ctx, rec.ID, res.Events)
 			w.countEndedElsewhere(ctx, rec)
 			log.Info("run ended elsewhere before its result was written (cancelled?); result dropped by design", "status", res.Status)
 			return nil
@@ -106,6 +107,16 @@ func (w *Worker) handleExecute(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("run failed: %s: %w", res.Error, asynq.SkipRetry)
 	}
 	return nil
+}
+
+// appendEvents writes the last events of an attempt whose result was not
+// written, so that its stream still tells what the attempt did.
+func (w *Worker) appendEvents(ctx context.Context, id string, events []run.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := w.cfg.Store.Append(ctx, id, events); err != nil {
+		w.log.Warn("events of an attempt that ended elsewhere not written", "run", id, "events", len(events), "err", err)
+	}
 }
 
 // countEndedElsewhere counts a run that ended while this worker ran it: a

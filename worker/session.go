@@ -37,8 +37,14 @@ func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger)
 		usage:   run.Usage{Model: rec.Spec.Model},
 		destroy: func() {},
 	}
-	defer s.events.Close()
 	res = s.run(ctx)
+	if res == nil || res.Status == run.StatusCancelled {
+		// Handed back, or cancelled (the cancel wrote run_end): written now.
+		s.events.Close()
+	} else {
+		// Written by Finish, with the result: one round trip less.
+		res.Events = s.events.Drain()
+	}
 	if res != nil {
 		res.Usage = s.usage
 		res.Usage.DurationMs = time.Since(start).Milliseconds()

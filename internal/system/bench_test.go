@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -42,29 +43,44 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.ReportMetric(ms(out.Percentile(99)), "p99-ms")
 			b.ReportMetric(out.Throughput(), "req/s")
 		})
+		// The system's own work: the runtime in the worker's process, no
+		// process or sandbox per run (the target "before sandboxes").
+		b.Run(fmt.Sprintf("execute-in-process/clients=%d", clients), func(b *testing.B) {
+			executeRoundTrips(b, clients, func(cfg *system.Config) { cfg.Driver = systemtest.InProcessDriver{Workspace: b.TempDir()} })
+		})
 		b.Run(fmt.Sprintf("execute-%s/clients=%d", systemtest.Driver(), clients), func(b *testing.B) {
-			r := systemtest.StartRedis(b)
-			cfg := systemtest.Config(r.URL)
-			cfg.RuntimeCommand, cfg.SandboxInit = []string{lean}, lean
-			cfg.WorkerConcurrency = 16
-			cfg.SandboxWarm = 16
-			sys := systemtest.Start(b, cfg, system.Roles{API: true, Worker: true})
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-			url := "http://" + sys.APIAddr + "/agent/v1/execute"
-			body := []byte(`{"prompt":"ping","model":"builtin/echo"}`)
-			measure(b, clients, func() error {
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("status %d", resp.StatusCode)
-				}
-				return nil
+			executeRoundTrips(b, clients, func(cfg *system.Config) {
+				cfg.RuntimeCommand, cfg.SandboxInit = []string{lean}, lean
 			})
 		})
 	}
+}
+
+// executeRoundTrips measures sync executes of builtin/echo on a system
+// configured by setup.
+func executeRoundTrips(b *testing.B, clients int, setup func(*system.Config)) {
+	r := systemtest.StartRedis(b)
+	cfg := systemtest.Config(r.URL)
+	cfg.WorkerConcurrency = 16
+	cfg.SandboxWarm = 16
+	setup(&cfg)
+	sys := systemtest.Start(b, cfg, system.Roles{API: true, Worker: true})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	url := "http://" + sys.APIAddr + "/agent/v1/execute"
+	body := []byte(`{"prompt":"ping","model":"builtin/echo"}`)
+	measure(b, clients, func() error {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		// Read to the end, so that the connection is reused.
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return err
+	})
 }
 
 // measure runs b.N calls from the given number of clients and reports the

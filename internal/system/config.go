@@ -9,6 +9,7 @@ import (
 
 	"github.com/oneshot-dev/oneshot/api"
 	"github.com/oneshot-dev/oneshot/model"
+	"github.com/oneshot-dev/oneshot/sandbox"
 )
 
 // Config is every setting of oneshot. The envconfig tags name the environment
@@ -53,6 +54,9 @@ type Config struct {
 	// sandbox's init; empty means oneshot-runtime beside this binary, or else
 	// this binary.
 	SandboxInit string `envconfig:"SANDBOX_INIT"`
+	// Driver, when set, replaces the driver SandboxDriver names: for
+	// benchmarks that measure the system without a sandbox.
+	Driver sandbox.Driver `ignored:"true"`
 
 	DefaultModel string `envconfig:"DEFAULT_MODEL" default:"anthropic/claude-sonnet-4.6"`
 

@@ -150,9 +150,11 @@ func (s *System) startWorker(ctx context.Context, router *model.Router, serveHTT
 		s.log.Warn("sandbox runtime: "+RuntimeBinary+" is not installed beside this binary; sandboxes run `oneshot agent`, "+
 			"which starts a few milliseconds slower (make build installs both)", "command", s.Runtime.Command)
 	}
-	driver, err := NewDriver(s.cfg, s.Runtime, s.log)
-	if err != nil {
-		return err
+	driver := s.cfg.Driver
+	if driver == nil {
+		if driver, err = NewDriver(s.cfg, s.Runtime, s.log); err != nil {
+			return err
+		}
 	}
 	if err := driver.Check(ctx); err != nil {
 		return fmt.Errorf("the worker cannot create sandboxes with the %q driver: %w", driver.Name(), err)
