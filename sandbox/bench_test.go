@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +12,18 @@ import (
 
 // BenchmarkStart prints, in one run, create-to-first-command latency for each
 // driver and for bubblewrap, and the latency of a warm pool's Acquire, all
-// measured interleaved (b.N samples each; gVisor at most 20):
+// measured interleaved (b.N samples each; gVisor at most 20). The linux
+// driver's init is oneshot-runtime, as installed by make build:
 //
 //	go test ./sandbox -run '^$' -bench Start -benchtime 200x -v
 func BenchmarkStart(b *testing.B) {
 	ctx := context.Background()
-	cfg := Config{Command: EchoCommand}
+	// The init of a real install (make build): oneshot-runtime, not the test binary.
+	init := filepath.Join(b.TempDir(), "oneshot-runtime")
+	if out, err := exec.Command("go", "build", "-o", init, "github.com/oneshot-dev/oneshot/cmd/oneshot-runtime").CombinedOutput(); err != nil {
+		b.Fatalf("build oneshot-runtime: %v\n%s", err, out)
+	}
+	cfg := Config{Command: EchoCommand, Init: init}
 	pool := NewPool(PoolConfig{Driver: NewLinuxDriver(cfg), Warm: 2})
 	defer pool.Close()
 	ways := []BenchWay{ColdWay(NewLinuxDriver(cfg), Spec{}), ColdWay(&ProcessDriver{Command: EchoCommand}, Spec{}), AcquireWay(pool, Spec{})}
