@@ -15,20 +15,7 @@ import (
 // binary is the oneshot binary the scenarios start.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "oneshot-bench-bin-")
-	if err != nil {
-		panic(err)
-	}
-	// Built as `make build` lays them out: the workers' sandboxes run
-	// oneshot-runtime, beside oneshot.
-	if binary, err = systemtest.Build(dir); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { systemtest.MainWithBinaries(m, &binary) }
 
 func driver() string {
 	if d := os.Getenv("ONESHOT_TEST_SANDBOX_DRIVER"); d != "" {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +109,7 @@ func (d *GVisorDriver) Create(ctx context.Context, spec Spec) (Sandbox, error) {
 // until runsc reports the container running.
 func (d *GVisorDriver) start(ctx context.Context, spec Spec, plan *sandboxinit.Rootfs) (*gvisorSandbox, error) {
 	spec = spec.WithDefaults()
-	s := &gvisorSandbox{id: NewID(), spec: spec, runsc: d.runsc, stateRoot: d.cfg.RunscRoot, done: make(chan struct{})}
+	s := &gvisorSandbox{child: newChild(spec), runsc: d.runsc, stateRoot: d.cfg.RunscRoot}
 	var err error
 	l := limits{cpu: spec.CPU, memoryMiB: spec.MemoryMiB, pidsMax: d.cfg.PidsMax + GVisorPidsOverhead}
 	if s.cg, err = d.cgroups.create(s.id, l); err != nil {
@@ -139,7 +138,7 @@ func (d *GVisorDriver) start(ctx context.Context, spec Spec, plan *sandboxinit.R
 		s.cleanup()
 		return nil, fmt.Errorf("start runsc: %w", err)
 	}
-	go s.wait()
+	go s.wait(runscExit)
 
 	deadline := time.Now().Add(d.cfg.StartTimeout)
 	tick := time.NewTicker(time.Millisecond)
@@ -164,40 +163,19 @@ func (d *GVisorDriver) start(ctx context.Context, spec Spec, plan *sandboxinit.R
 
 // gvisorSandbox is one `runsc run` and the gVisor sandbox it started.
 type gvisorSandbox struct {
-	id        string
-	spec      Spec
+	child
 	runsc     string
 	stateRoot string
 	bundle    string
-	cg        cgroup
-	cmd       *exec.Cmd
-	stdio     *stdio
-
-	done chan struct{}
-	exit Exit
-
-	destroy    sync.Once
-	destroyErr error
 }
 
-func (s *gvisorSandbox) ID() string            { return s.id }
-func (s *gvisorSandbox) Stdin() io.WriteCloser { return s.stdio.stdin }
-func (s *gvisorSandbox) Stdout() io.Reader     { return s.stdio.stdout }
-func (s *gvisorSandbox) Stderr() io.Reader     { return s.stdio.stderr }
-func (s *gvisorSandbox) Wait() Exit            { <-s.done; return s.exit }
-func (s *gvisorSandbox) Done() <-chan struct{} { return s.done }
-
-func (s *gvisorSandbox) wait() {
-	err := s.cmd.Wait()
-	exit := exitOf(s.cmd.ProcessState, err)
-	// runsc reports a container killed by signal N as exit code 128+N.
+// runscExit reads runsc's report of a container killed by signal N, exit
+// code 128+N, as that signal.
+func runscExit(exit Exit) Exit {
 	if exit.Code > 128 && exit.Code <= 128+64 {
-		exit = Exit{Code: -1, Signal: syscall.Signal(exit.Code - 128).String()}
+		return Exit{Code: -1, Signal: syscall.Signal(exit.Code - 128).String()}
 	}
-	exit.MemoryMiB = s.spec.MemoryMiB
-	exit.OOMKilled = s.cg.oomKills() > 0
-	s.exit = exit
-	close(s.done)
+	return exit
 }
 
 // stateFiles are runsc's files for this container.

@@ -101,7 +101,7 @@ func (d *LinuxDriver) start(ctx context.Context, spec Spec, plan []byte) (*linux
 		return nil, err
 	}
 	spec = spec.WithDefaults()
-	s := &linuxSandbox{id: NewID(), spec: spec, done: make(chan struct{})}
+	s := &linuxSandbox{child: newChild(spec)}
 	var err error
 	if s.cg, err = d.cgroups.create(s.id, limits{cpu: spec.CPU, memoryMiB: spec.MemoryMiB, pidsMax: d.cfg.PidsMax}); err != nil {
 		return nil, err
@@ -152,7 +152,7 @@ func (d *LinuxDriver) start(ctx context.Context, spec Spec, plan []byte) (*linux
 			"kernel.apparmor_restrict_unprivileged_userns); in a container, allow unshare/clone "+
 			"(CAP_SYS_ADMIN or a seccomp profile that permits them), or use the gvisor driver", err)
 	}
-	go s.wait()
+	go s.wait(nil)
 	if !attr.UseCgroupFD {
 		if err := s.cg.add(s.cmd.Process.Pid); err != nil {
 			return nil, s.abort(err)
@@ -246,33 +246,7 @@ func namespaces() *syscall.SysProcAttr {
 
 // linuxSandbox is one runtime in its namespaces and cgroup.
 type linuxSandbox struct {
-	id    string
-	spec  Spec
-	cg    cgroup
-	cmd   *exec.Cmd
-	stdio *stdio
-
-	done chan struct{}
-	exit Exit
-
-	destroy    sync.Once
-	destroyErr error
-}
-
-func (s *linuxSandbox) ID() string            { return s.id }
-func (s *linuxSandbox) Stdin() io.WriteCloser { return s.stdio.stdin }
-func (s *linuxSandbox) Stdout() io.Reader     { return s.stdio.stdout }
-func (s *linuxSandbox) Stderr() io.Reader     { return s.stdio.stderr }
-func (s *linuxSandbox) Wait() Exit            { <-s.done; return s.exit }
-func (s *linuxSandbox) Done() <-chan struct{} { return s.done }
-
-func (s *linuxSandbox) wait() {
-	err := s.cmd.Wait()
-	exit := exitOf(s.cmd.ProcessState, err)
-	exit.MemoryMiB = s.spec.MemoryMiB
-	exit.OOMKilled = s.cg.oomKills() > 0
-	s.exit = exit
-	close(s.done)
+	child
 }
 
 // Destroy kills the runtime, which is PID 1 of the sandbox's PID namespace, so

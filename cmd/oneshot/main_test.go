@@ -23,20 +23,7 @@ import (
 // binary is the oneshot binary built for these tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "oneshot-bin-")
-	if err != nil {
-		panic(err)
-	}
-	// Built as `make build` lays them out: the workers' sandboxes run
-	// oneshot-runtime, beside oneshot.
-	if binary, err = systemtest.Build(dir); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { systemtest.MainWithBinaries(m, &binary) }
 
 // process is a oneshot process started by a test.
 type process struct {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 
 	"github.com/oneshot-dev/oneshot/internal/system"
 )
@@ -20,6 +21,23 @@ func Build(dir string) (string, error) {
 		return "", err
 	}
 	return oneshot, nil
+}
+
+// MainWithBinaries builds the binaries into a temporary folder as Build
+// does, sets *binary to oneshot's path, runs the tests and removes the
+// folder. Call it from TestMain.
+func MainWithBinaries(m *testing.M, binary *string) {
+	dir, err := os.MkdirTemp("", "oneshot-bin-")
+	if err != nil {
+		panic(err)
+	}
+	if *binary, err = Build(dir); err != nil {
+		os.RemoveAll(dir)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // BuildRuntime builds oneshot-runtime into dir and returns its path.
