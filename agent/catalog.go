@@ -3,6 +3,8 @@ package agent
 import (
 	"encoding/json"
 	"slices"
+
+	"github.com/oneshot-dev/oneshot/chat"
 )
 
 // Catalog lists every tool a run may be offered: the sandbox tools the runtime
@@ -55,6 +57,18 @@ func LookupTool(name string) (ToolSpec, bool) {
 		return ToolSpec{}, false
 	}
 	return Catalog[i], true
+}
+
+// OfferedTools returns the catalog tools of the given names as a model is
+// offered them, under their wire names. Unknown names are skipped.
+func OfferedTools(names []string) []chat.Tool {
+	out := make([]chat.Tool, 0, len(names))
+	for _, name := range names {
+		if t, ok := LookupTool(name); ok {
+			out = append(out, chat.Tool{Name: WireName(t.Name), Description: t.Description, Schema: t.Schema})
+		}
+	}
+	return out
 }
 
 // SelectTools returns the tools a run is offered: the enabled ones if given,

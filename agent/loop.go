@@ -16,15 +16,18 @@ func (rt *runtime) execute(ctx context.Context, task *Task) FromRuntime {
 	rt.emit(EventAgentStart, map[string]any{"runId": task.RunID, "model": task.Model})
 	rt.logf("agent started: model %s, %d tools", task.Model, len(task.Tools))
 
-	offered := make([]chat.Tool, 0, len(task.Tools))
+	// The model calls the tools by their wire names.
 	byWire := make(map[string]ToolSpec, len(task.Tools))
-	for _, t := range task.Tools {
-		offered = append(offered, chat.Tool{Name: WireName(t.Name), Description: t.Description, Schema: t.Schema})
-		byWire[WireName(t.Name)] = t
+	for _, name := range task.Tools {
+		if t, ok := LookupTool(name); ok {
+			byWire[WireName(t.Name)] = t
+		} else {
+			rt.logf("tool %q is unknown to this runtime: calls to it fail", name)
+		}
 	}
 	msgs := []chat.Message{{Role: chat.RoleUser, Content: []chat.Part{{Type: chat.PartText, Text: task.Prompt}}}}
 
-	output, err := rt.loop(ctx, task, offered, byWire, msgs)
+	output, err := rt.loop(ctx, task, byWire, msgs)
 	rt.emit(EventAgentEnd, map[string]any{"durationMs": time.Since(start).Milliseconds(), "error": errString(err)})
 	if err != nil {
 		rt.logf("agent failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
@@ -34,7 +37,7 @@ func (rt *runtime) execute(ctx context.Context, task *Task) FromRuntime {
 	return FromRuntime{Type: TypeResult, Output: output, Steps: rt.steps}
 }
 
-func (rt *runtime) loop(ctx context.Context, task *Task, offered []chat.Tool, byWire map[string]ToolSpec, msgs []chat.Message) (string, error) {
+func (rt *runtime) loop(ctx context.Context, task *Task, byWire map[string]ToolSpec, msgs []chat.Message) (string, error) {
 	for turn := 1; ; turn++ {
 		if task.MaxTurns > 0 && turn > task.MaxTurns {
 			return "", fmt.Errorf("turn budget exhausted: no final answer after %d turns (maxTurns)", task.MaxTurns)
@@ -42,11 +45,11 @@ func (rt *runtime) loop(ctx context.Context, task *Task, offered []chat.Tool, by
 		rt.emit(EventTurnStart, map[string]any{"turn": turn})
 		rt.logf("turn %d: calling %s", turn, task.Model)
 		rt.emit(EventMessageStart, map[string]any{"role": chat.RoleAssistant})
+		// No tools: the worker offers the run's (see the package doc).
 		resp, err := rt.callModel(ctx, chat.Request{
 			Model:     task.Model,
 			System:    systemPrompt(task),
 			Messages:  msgs,
-			Tools:     offered,
 			MaxTokens: task.MaxTokens,
 		})
 		if err != nil {

@@ -29,7 +29,10 @@
 //
 // The sandbox has no network: model calls and service tools go through the
 // worker, which holds the credentials and enforces the budgets (turns, tokens,
-// deadline) and the tool allow-list on its side too. A runtime that prints a
+// deadline) and the tool allow-list on its side too. The task names the run's
+// tools; the runtime knows them from its Catalog. A model_request carries no
+// tools and no model: the worker offers the run's tools (OfferedTools) and
+// calls the run's model, whatever the runtime asks. A runtime that prints a
 // line that is not JSON, a line over MaxLineBytes, or exits without a result
 // fails its run.
 package agent
@@ -72,14 +75,14 @@ const (
 
 // Task is what the runtime is asked to do.
 type Task struct {
-	RunID        string     `json:"runId"`
-	Prompt       string     `json:"prompt"`
-	Instructions string     `json:"instructions,omitempty"`
-	Guidance     string     `json:"guidance,omitempty"`
-	Model        string     `json:"model"`
-	Tools        []ToolSpec `json:"tools,omitempty"`
-	MaxTurns     int        `json:"maxTurns,omitempty"`
-	MaxTokens    int        `json:"maxTokens,omitempty"` // per model call
+	RunID        string   `json:"runId"`
+	Prompt       string   `json:"prompt"`
+	Instructions string   `json:"instructions,omitempty"`
+	Guidance     string   `json:"guidance,omitempty"`
+	Model        string   `json:"model"`
+	Tools        []string `json:"tools,omitempty"` // API names, from the Catalog
+	MaxTurns     int      `json:"maxTurns,omitempty"`
+	MaxTokens    int      `json:"maxTokens,omitempty"` // per model call
 }
 
 // ToolSpec describes a tool offered to the model.

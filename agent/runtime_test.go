@@ -180,14 +180,12 @@ func lastToolResults(req *model.Request) []model.Part {
 	return out
 }
 
-func tools(t *testing.T, names ...string) []ToolSpec {
-	var out []ToolSpec
+func tools(t *testing.T, names ...string) []string {
 	for _, n := range names {
-		spec, ok := LookupTool(n)
+		_, ok := LookupTool(n)
 		require.True(t, ok, n)
-		out = append(out, spec)
 	}
-	return out
+	return names
 }
 
 func TestRunPlainAnswer(t *testing.T) {
@@ -261,8 +259,21 @@ func TestRunToolRoundTrip(t *testing.T) {
 
 	req := s.requests[0]
 	require.Equal(t, "be brief\n\nGuidance for this run:\nno chatter", req.System)
-	require.Len(t, req.Tools, 2)
-	require.Equal(t, "write", req.Tools[0].Name)
+	require.Empty(t, req.Tools, "the worker offers the run's tools")
+}
+
+func TestOfferedToolsUseWireNames(t *testing.T) {
+	offered := OfferedTools([]string{"write", "vault.search", "no-such-tool"})
+	require.Len(t, offered, 2)
+	require.Equal(t, "write", offered[0].Name)
+	require.Equal(t, "vault_search", offered[1].Name, "wire names have no dots")
+	require.JSONEq(t, string(mustLookup(t, "vault.search").Schema), string(offered[1].Schema))
+}
+
+func mustLookup(t *testing.T, name string) ToolSpec {
+	spec, ok := LookupTool(name)
+	require.True(t, ok, name)
+	return spec
 }
 
 func TestRunToolErrorsGoBackToTheModel(t *testing.T) {
@@ -300,7 +311,6 @@ func TestRunHostTool(t *testing.T) {
 		modelFunc: func(n int, req *model.Request) ToRuntime {
 			switch n {
 			case 1:
-				require.Equal(t, "vault_search", req.Tools[0].Name, "wire names have no dots")
 				return toolCall("h1", "vault_search", `{"query":"indemnity"}`)
 			case 2:
 				res := lastToolResults(req)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/oneshot-dev/oneshot/agent"
+	"github.com/oneshot-dev/oneshot/chat"
 	"github.com/oneshot-dev/oneshot/model"
 	"github.com/oneshot-dev/oneshot/run"
 	"github.com/oneshot-dev/oneshot/sandbox"
@@ -35,6 +36,7 @@ func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger)
 		log:     log,
 		events:  newEventWriter(w.cfg.Store, rec.ID, log),
 		usage:   run.Usage{Model: rec.Spec.Model},
+		offered: agent.OfferedTools(rec.Spec.Tools),
 		destroy: func() {},
 	}
 	res = s.run(ctx)
@@ -63,6 +65,8 @@ type session struct {
 	sb     sandbox.Sandbox
 	// destroy tears the sandbox down; a no-op until one is acquired.
 	destroy func()
+
+	offered []chat.Tool // the run's tools, as its model calls offer them
 
 	runner  logBuffer // the worker's lines: logs.runner
 	runtime logBuffer // the runtime's lines: logs.linc
@@ -205,11 +209,7 @@ func (s *session) task() *agent.Task {
 		Model:        spec.Model,
 		MaxTurns:     s.w.cfg.MaxTurns,
 		MaxTokens:    s.w.cfg.MaxOutputTokens,
-	}
-	for _, name := range spec.Tools {
-		if tool, ok := agent.LookupTool(name); ok {
-			t.Tools = append(t.Tools, tool)
-		}
+		Tools:        spec.Tools,
 	}
 	return t
 }
@@ -330,7 +330,9 @@ func (s *session) modelCall(ctx context.Context, id string, req *model.Request) 
 		s.budget(id, fmt.Errorf("token budget exhausted: the run used %d tokens (limit %d)", tokens, cfg.MaxTokens))
 		return
 	}
-	req.Model = s.rec.Spec.Model // the record decides the model, not the sandbox
+	// The record decides the model and the tools offered, not the sandbox.
+	req.Model = s.rec.Spec.Model
+	req.Tools = s.offered
 	req.MaxTokens = min(cmpPositive(req.MaxTokens, cfg.MaxOutputTokens), cfg.MaxOutputTokens)
 	provider, err := cfg.Router.Resolve(req.Model)
 	if err != nil {

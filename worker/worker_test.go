@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,37 @@ func TestToolAllowListIsHonoured(t *testing.T) {
 	res = execute(t, sys, map[string]any{"model": "builtin/script", "disabledTools": []string{"read"}, "prompt": script(steps, false)})
 	require.Equal(t, "hi\n", res.Output)
 	require.False(t, strings.Contains(res.Output, "not available"))
+}
+
+// The model is offered the run's tools, as the worker decides them: a
+// provider speaking the Anthropic Messages wire format sees each tool, under
+// its wire name, with its schema.
+func TestModelIsOfferedTheRunsTools(t *testing.T) {
+	t.Parallel()
+	var got struct {
+		Tools []struct {
+			Name        string          `json:"name"`
+			InputSchema json.RawMessage `json:"input_schema"`
+		} `json:"tools"`
+	}
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4.6",`+
+			`"content":[{"type":"text","text":"done"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":1}}`)
+	}))
+	defer provider.Close()
+	sys, _ := dev(t, func(c *system.Config) {
+		c.AnthropicAPIKey, c.AnthropicBaseURL, c.DisableStreaming = "test-key", provider.URL, true
+	})
+	res := execute(t, sys, map[string]any{"prompt": "p", "model": "anthropic/claude-sonnet-4.6", "enabledTools": []string{"read", "vault.search"}})
+	require.Equal(t, "completed", res.Status, "%+v", res)
+	require.Equal(t, "done", res.Output)
+	require.Len(t, got.Tools, 2)
+	require.Equal(t, "read", got.Tools[0].Name)
+	require.Equal(t, "vault_search", got.Tools[1].Name, "wire names have no dots")
+	require.Contains(t, string(got.Tools[1].InputSchema), `"query"`)
 }
