@@ -45,18 +45,59 @@ type responseUsage struct {
 	DurationMs   int64  `json:"durationMs"`
 }
 
+// syncWait is what a sync request keeps while it waits for its run. Kept
+// small, as thousands of them may wait at once: of the run's record, only
+// what the 202 answer needs if the run does not end in time.
+type syncWait struct {
+	id, agentID, provider, runtimeID string
+	status                           run.Status
+	runtimeState                     run.RuntimeState
+
+	wake <-chan struct{}
+	done func() // ends the registration with the waiters
+}
+
+func newSyncWait(rec *run.Record, wake <-chan struct{}, done func()) *syncWait {
+	return &syncWait{id: rec.ID, agentID: rec.AgentID, provider: rec.Provider, runtimeID: rec.RuntimeID,
+		status: rec.Status, runtimeState: rec.RuntimeState, wake: wake, done: done}
+}
+
+// record is the run's record as the wait began, for the 202 answer.
+func (w *syncWait) record() *run.Record {
+	return &run.Record{ID: w.id, AgentID: w.agentID, Provider: w.provider, RuntimeID: w.runtimeID,
+		Status: w.status, RuntimeState: w.runtimeState}
+}
+
+// execute makes the run and, for a sync request, waits for it. The work
+// before and after the wait is offloaded, so that the goroutine that waits
+// keeps a small stack.
 func (s *Server) execute(c echo.Context) error {
+	var w *syncWait
+	err := s.offload(c.Request().Context(), func() (err error) {
+		w, err = s.startExecute(c)
+		return err
+	})
+	if err != nil || w == nil {
+		return err
+	}
+	return s.wait(c, w)
+}
+
+// startExecute checks and makes the run. It answers a legacy request, an
+// error or a replay of an ended run itself (nil syncWait); else it returns
+// the registered wait for the run.
+func (s *Server) startExecute(c echo.Context) (*syncWait, error) {
 	body, err := readBody(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var req executeRequest
 	if err := decodeBody(body, &req); err != nil {
-		return err
+		return nil, err
 	}
 	spec, err := s.validateExecute(c.Request().Context(), orgOf(c), &req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rec := &run.Record{
 		ID:           run.NewID("run"),
@@ -75,37 +116,48 @@ func (s *Server) execute(c echo.Context) error {
 		rec.ReplyTo = s.waiters.Channel()
 	}
 
-	var wake <-chan struct{}
-	done := func() {}
-	defer func() { done() }()
-	runID, replay, err := s.idempotent(c, body, func() (string, error) {
-		if rec.Mode == run.ModeSync {
-			// Registered before the enqueue: the fastest worker cannot finish first.
-			wake, done = s.waiters.Add(rec.ID)
+	var w *syncWait
+	handed := false
+	defer func() {
+		// An error, or a panic, after the waiter was registered.
+		if w != nil && !handed {
+			w.done()
 		}
-		return rec.ID, s.enqueue(c.Request().Context(), rec)
+	}()
+	runID, replay, err := s.idempotent(c, body, func() (string, error) {
+		return rec.ID, s.enqueue(c.Request().Context(), rec, func() {
+			if rec.Mode == run.ModeSync {
+				wake, done := s.waiters.Add(rec.ID)
+				w = newSyncWait(rec, wake, done)
+			}
+		})
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if replay {
 		return s.replayExecute(c, runID)
 	}
 	s.metrics.executes.WithLabelValues(string(rec.Mode)).Inc()
 	if rec.Mode == run.ModeLegacy {
-		return c.JSON(http.StatusAccepted, s.pending(rec, "Run started. Poll /agent/v1/run/"+rec.ID+"/status for progress, or GET /agent/v1/run/"+rec.ID+"/details for results."))
+		return nil, c.JSON(http.StatusAccepted, s.pending(rec, "Run started. Poll /agent/v1/run/"+rec.ID+"/status for progress, or GET /agent/v1/run/"+rec.ID+"/details for results."))
 	}
-	return s.wait(c, rec, wake)
+	handed = true
+	return w, nil
 }
 
 // enqueue writes the run record, then its task. Neither is cut short by a
-// client that goes away: an accepted run is never half made.
-func (s *Server) enqueue(reqCtx context.Context, rec *run.Record) error {
+// client that goes away: an accepted run is never half made. created is
+// called between the two: a sync request registers its waiter there, after
+// the record (the waiters' sweep takes a missing record for an ended run)
+// and before the task (the fastest worker cannot finish first).
+func (s *Server) enqueue(reqCtx context.Context, rec *run.Record, created func()) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(reqCtx), 10*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.Create(ctx, rec); err != nil {
 		return unavailable(err)
 	}
+	created()
 	task, err := tasks.NewExecuteTask(rec.ID, tasks.ExecuteOptions{
 		Timeout:   s.cfg.RunDeadline + 5*time.Minute,
 		Retention: s.cfg.TaskRetention,
@@ -127,8 +179,10 @@ func (s *Server) enqueue(reqCtx context.Context, rec *run.Record) error {
 
 // wait answers a sync execute: the result when the run ends, or the legacy
 // shape if it is still going after SyncTimeout. A client that goes away leaves
-// the run going; its result stays readable by id.
-func (s *Server) wait(c echo.Context, rec *run.Record, wake <-chan struct{}) error {
+// the run going; its result stays readable by id. The wait is a select in a
+// small frame; reading Redis and writing the answer are offloaded.
+func (s *Server) wait(c echo.Context, w *syncWait) error {
+	defer w.done()
 	ctx := c.Request().Context()
 	timeout := time.NewTimer(s.cfg.SyncTimeout)
 	defer timeout.Stop()
@@ -136,27 +190,55 @@ func (s *Server) wait(c echo.Context, rec *run.Record, wake <-chan struct{}) err
 		// Woken by the run's end, or by the waiters' sweep that guards
 		// against lost wake-ups: no Redis call while waiting.
 		select {
-		case <-wake:
+		case <-w.wake:
 		case <-timeout.C:
-			return s.answerPending(c, rec, fmt.Sprintf("Still running after %s.", s.cfg.SyncTimeout))
+			return s.answerLate(c, w, "Still running after "+s.cfg.SyncTimeout.String()+".")
 		case <-s.draining:
-			return s.answerPending(c, rec, "The server is restarting; the run goes on.")
+			return s.answerLate(c, w, "The server is restarting; the run goes on.")
 		case <-ctx.Done():
-			s.log.Debug("client went away; the run goes on", "run", rec.ID)
+			s.log.Debug("client went away; the run goes on", "run", w.id)
 			return nil
 		}
-		latest, err := s.cfg.Store.Get(ctx, rec.ID)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("read run while waiting", "run", rec.ID, "err", err)
-			continue
+		var over bool
+		err := s.offload(ctx, func() (err error) {
+			over, err = s.answerIfEnded(c, w.id)
+			return err
+		})
+		if errors.Is(err, errClientGone) {
+			return nil
 		}
-		if latest.Status.Terminal() {
-			return c.JSON(http.StatusOK, s.final(latest))
+		if over || err != nil {
+			return err
 		}
 	}
+}
+
+// answerLate answers a sync request that stops waiting (timeout, restart)
+// before it heard of its run's end: answerPending, offloaded.
+func (s *Server) answerLate(c echo.Context, w *syncWait, why string) error {
+	err := s.offload(c.Request().Context(), func() error { return s.answerPending(c, w.record(), why) })
+	if errors.Is(err, errClientGone) {
+		return nil
+	}
+	return err
+}
+
+// answerIfEnded answers with the run's result if it has ended. over reports
+// whether the request is over: answered, or its client gone.
+func (s *Server) answerIfEnded(c echo.Context, runID string) (over bool, err error) {
+	ctx := c.Request().Context()
+	latest, err := s.cfg.Store.Get(ctx, runID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, nil
+		}
+		s.log.Warn("read run while waiting", "run", runID, "err", err)
+		return false, nil
+	}
+	if !latest.Status.Terminal() {
+		return false, nil
+	}
+	return true, c.JSON(http.StatusOK, s.final(latest))
 }
 
 // answerPending answers a sync request whose run has not ended (yet): with the

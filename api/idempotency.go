@@ -138,24 +138,24 @@ func fingerprint(route string, body []byte) string {
 
 // replayExecute answers a retried execute like the first request: a sync one
 // joins the wait for the run (or has its result at once), a legacy one gets
-// where to poll.
-func (s *Server) replayExecute(c echo.Context, runID string) error {
+// where to poll. It returns the wait to join, if any; the caller waits.
+func (s *Server) replayExecute(c echo.Context, runID string) (*syncWait, error) {
 	c.Response().Header().Set("Idempotent-Replayed", "true")
+	// Registered before the read: an end between the two still wakes it.
 	wake, done := s.waiters.Add(runID)
-	defer done()
 	rec, err := s.cfg.Store.Get(c.Request().Context(), runID)
-	if errors.Is(err, run.ErrNotFound) {
-		return notFound("run", runID)
+	if err == nil && rec.Mode != run.ModeLegacy && !rec.Status.Terminal() {
+		return newSyncWait(rec, wake, done), nil
 	}
-	if err != nil {
-		return unavailable(err)
-	}
+	done()
 	switch {
+	case errors.Is(err, run.ErrNotFound):
+		return nil, notFound("run", runID)
+	case err != nil:
+		return nil, unavailable(err)
 	case rec.Mode == run.ModeLegacy:
-		return c.JSON(http.StatusAccepted, s.pending(rec, "Run started. Poll /agent/v1/run/"+rec.ID+"/status for progress, or GET /agent/v1/run/"+rec.ID+"/details for results."))
-	case rec.Status.Terminal():
-		return c.JSON(http.StatusOK, s.final(rec))
-	default:
-		return s.wait(c, rec, wake)
+		return nil, c.JSON(http.StatusAccepted, s.pending(rec, "Run started. Poll /agent/v1/run/"+rec.ID+"/status for progress, or GET /agent/v1/run/"+rec.ID+"/details for results."))
+	default: // ended
+		return nil, c.JSON(http.StatusOK, s.final(rec))
 	}
 }

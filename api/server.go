@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof" // registers on http.DefaultServeMux, served only when Pprof is on
+	"runtime"
 	"sync"
 	"time"
 
@@ -41,6 +42,10 @@ type Config struct {
 	SyncTimeout time.Duration
 	// BodyLimit caps request bodies, in Echo's notation. Default "1M".
 	BodyLimit string
+	// MaxWorking bounds the requests that read their body, call Redis or
+	// write their answer at once (offload); the others wait their turn.
+	// Default 64 per CPU.
+	MaxWorking int
 	// Sandbox bounds accepted in requests.
 	MinCPU, MaxCPU             float64 // default 0.25 .. 8
 	MinMemoryMiB, MaxMemoryMiB int     // default 128 .. 16384
@@ -88,6 +93,9 @@ func (c *Config) setDefaults() {
 	c.Provider = cmp.Or(c.Provider, "linux")
 	c.SyncTimeout = cmp.Or(c.SyncTimeout, 50*time.Second)
 	c.BodyLimit = cmp.Or(c.BodyLimit, "1M")
+	if c.MaxWorking <= 0 {
+		c.MaxWorking = 64 * runtime.GOMAXPROCS(0)
+	}
 	c.MinCPU = cmp.Or(c.MinCPU, 0.25)
 	c.MaxCPU = cmp.Or(c.MaxCPU, 8)
 	c.MinMemoryMiB = cmp.Or(c.MinMemoryMiB, 128)
@@ -121,6 +129,8 @@ type Server struct {
 	// answer with the run id to poll instead of holding up the shutdown.
 	draining  chan struct{}
 	drainOnce sync.Once
+	// working holds a token per offloaded request (offload).
+	working chan struct{}
 }
 
 // New returns a server. Call Start before serving, so sync waits can be woken.
@@ -135,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		client:   asynq.NewClientFromRedisClient(cfg.Redis),
 		waiters:  NewWaiters(cfg.Redis, "oneshot:reply:"+cfg.InstanceID, cfg.Logger),
 		draining: make(chan struct{}),
+		working:  make(chan struct{}, cfg.MaxWorking),
 		auth:     newAuthenticator(cfg.APIKeys, NewKeyStore(cfg.Redis), cfg.AuthCacheTTL),
 		limiter:  newLimiter(cfg.Redis, cfg.RateLimit),
 	}

@@ -32,31 +32,39 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		case "/healthz", "/readyz", "/metrics":
 			return next(c)
 		}
-		ctx := c.Request().Context()
-		open, err := s.auth.open(ctx)
-		if err != nil {
-			return unavailable(err)
-		}
-		if open {
-			return next(c)
-		}
-		secret, ok := credentials(c.Request())
-		if !ok {
-			return s.unauthorized(c, "missing_api_key", "this server needs an API key: send it as the header Authorization: Bearer <key>")
-		}
-		p, ok, err := s.auth.resolve(ctx, secret)
-		if err != nil {
-			return unavailable(err)
-		}
-		if !ok {
-			return s.unauthorized(c, "invalid_api_key", "the API key is not valid (unknown or revoked): send a valid key as the header Authorization: Bearer <key>")
-		}
-		c.Set(orgKey, p.org)
-		if err := s.rateLimit(c, p.keyHash); err != nil {
+		// The checks may call Redis, and a sync execute then waits on this
+		// goroutine: they are offloaded, to keep its stack small.
+		if err := s.offload(c.Request().Context(), func() error { return s.checkKey(c) }); err != nil {
 			return err
 		}
 		return next(c)
 	}
+}
+
+// checkKey resolves the caller's key to its organization, kept in c, and
+// applies the key's rate limit. In open mode it lets everything through.
+func (s *Server) checkKey(c echo.Context) error {
+	ctx := c.Request().Context()
+	open, err := s.auth.open(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	if open {
+		return nil
+	}
+	secret, ok := credentials(c.Request())
+	if !ok {
+		return s.unauthorized(c, "missing_api_key", "this server needs an API key: send it as the header Authorization: Bearer <key>")
+	}
+	p, ok, err := s.auth.resolve(ctx, secret)
+	if err != nil {
+		return unavailable(err)
+	}
+	if !ok {
+		return s.unauthorized(c, "invalid_api_key", "the API key is not valid (unknown or revoked): send a valid key as the header Authorization: Bearer <key>")
+	}
+	c.Set(orgKey, p.org)
+	return s.rateLimit(c, p.keyHash)
 }
 
 func (s *Server) unauthorized(c echo.Context, code, msg string) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,15 +31,17 @@ type Waiters struct {
 	// SweepInterval is the time between sweeps. Default 2s.
 	SweepInterval time.Duration
 
-	mu      sync.Mutex
-	waiting map[string]map[chan struct{}]struct{}
+	mu sync.Mutex
+	// waiting holds the wake channels of each run's waiters: almost always
+	// one, several for retries with the same Idempotency-Key.
+	waiting map[string][]chan struct{}
 
 	ready chan struct{}
 }
 
 // NewWaiters returns waiters listening on the given channel.
 func NewWaiters(rdb redis.UniversalClient, channel string, log *slog.Logger) *Waiters {
-	return &Waiters{rdb: rdb, channel: channel, log: log, waiting: map[string]map[chan struct{}]struct{}{}, ready: make(chan struct{})}
+	return &Waiters{rdb: rdb, channel: channel, log: log, waiting: map[string][]chan struct{}{}, ready: make(chan struct{})}
 }
 
 // Channel is the pub/sub channel of this process.
@@ -127,25 +130,24 @@ func (w *Waiters) listen(ctx context.Context, ps *redis.PubSub) {
 	}
 }
 
-// Add registers a waiter for a run. Call it before the run is enqueued. The
-// returned channel receives a value on every wake-up; call done when finished.
+// Add registers a waiter for a run. Call it once the run's record exists (the
+// sweep takes a missing record for an ended run) and before its task is
+// enqueued. The returned channel receives a value on every wake-up; call done
+// when finished.
 func (w *Waiters) Add(runID string) (wake <-chan struct{}, done func()) {
 	ch := make(chan struct{}, 1)
 	w.mu.Lock()
-	set := w.waiting[runID]
-	if set == nil {
-		set = map[chan struct{}]struct{}{}
-		w.waiting[runID] = set
-	}
-	set[ch] = struct{}{}
+	w.waiting[runID] = append(w.waiting[runID], ch)
 	w.mu.Unlock()
 	return ch, func() {
 		w.mu.Lock()
-		delete(set, ch)
-		if len(set) == 0 && w.waiting[runID] != nil && len(w.waiting[runID]) == 0 {
+		defer w.mu.Unlock()
+		chans := slices.DeleteFunc(w.waiting[runID], func(c chan struct{}) bool { return c == ch })
+		if len(chans) == 0 {
 			delete(w.waiting, runID)
+		} else {
+			w.waiting[runID] = chans
 		}
-		w.mu.Unlock()
 	}
 }
 
@@ -159,7 +161,7 @@ func (w *Waiters) Len() int {
 func (w *Waiters) wake(runID string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for ch := range w.waiting[runID] {
+	for _, ch := range w.waiting[runID] {
 		notify(ch)
 	}
 }
@@ -167,8 +169,8 @@ func (w *Waiters) wake(runID string) {
 func (w *Waiters) wakeAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, set := range w.waiting {
-		for ch := range set {
+	for _, chans := range w.waiting {
+		for _, ch := range chans {
 			notify(ch)
 		}
 	}
