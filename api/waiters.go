@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/oneshot-dev/oneshot/internal/pubsub"
 )
 
 // Waiters wakes sync requests when their run ends. Each API process subscribes
@@ -98,36 +100,11 @@ func (w *Waiters) sweepLoop(ctx context.Context) {
 	}
 }
 
+// listen wakes the waiter of each run announced on the reply channel. After a
+// gap in the subscription, wake-ups may have been lost: every waiter re-reads
+// its record.
 func (w *Waiters) listen(ctx context.Context, ps *redis.PubSub) {
-	// Receive does not return when ctx ends; closing the subscription does.
-	stop := context.AfterFunc(ctx, func() { ps.Close() })
-	defer stop()
-	defer ps.Close()
-	for {
-		msg, err := ps.Receive(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		switch m := msg.(type) {
-		case *redis.Message:
-			w.wake(m.Payload)
-		case *redis.Subscription:
-			// Re-subscribed after a lost connection: wake-ups may have been
-			// lost meanwhile, so every waiter re-reads its record.
-			w.wakeAll()
-		case *redis.Pong:
-		default:
-			if err != nil {
-				w.log.Warn("reply channel: receive failed; reconnecting", "err", err)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				w.wakeAll()
-			}
-		}
-	}
+	pubsub.Receive(ctx, ps, w.log, "reply channel", w.wake, w.wakeAll)
 }
 
 // Add registers a waiter for a run. Call it once the run's record exists (the

@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/oneshot-dev/oneshot/internal/pubsub"
 	"github.com/oneshot-dev/oneshot/run"
 )
 
@@ -32,35 +31,12 @@ func (w *Worker) listenCancels(ctx context.Context) error {
 		ps.Close()
 		return fmt.Errorf("subscribe to %s: %w", w.cfg.Store.CancelChannel(), err)
 	}
-	// Receive does not return when ctx ends; closing the subscription does.
-	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		defer stop()
-		defer ps.Close()
-		for {
-			msg, err := ps.Receive(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			switch m := msg.(type) {
-			case *redis.Message:
-				w.cancelRun(m.Payload)
-			case *redis.Subscription, *redis.Pong:
-				// A re-subscription after a lost connection: announcements
-				// may have been lost meanwhile; the status polls catch them.
-			default:
-				if err != nil {
-					w.log.Warn("cancel channel: receive failed; reconnecting", "err", err)
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(100 * time.Millisecond):
-					}
-				}
-			}
-		}
+		// After a gap in the subscription, announcements may have been lost:
+		// the status polls of the running runs catch them.
+		pubsub.Receive(ctx, ps, w.log, "cancel channel", w.cancelRun, func() {})
 	}()
 	return nil
 }
