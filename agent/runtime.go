@@ -25,7 +25,7 @@ const DefaultInstructions = "You are a capable assistant that completes the task
 func Run(ctx context.Context, in io.Reader, out io.Writer, diag io.Writer, workspace string) error {
 	hardenProcess()
 	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	sc.Buffer(nil, MaxLineBytes) // grows from 4 KB as long lines come
 	rt := &runtime{
 		enc:       json.NewEncoder(out),
 		pending:   map[string]pendingRequest{},

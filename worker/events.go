@@ -11,8 +11,13 @@ import (
 	"github.com/oneshot-dev/oneshot/run"
 )
 
-// eventBatch bounds the events written in one round trip.
-const eventBatch = 256
+// eventBatch bounds the events written in one round trip; eventQueue, the
+// events waiting while a write is in flight (a run's events come in bursts:
+// a model's deltas, a tool's start and end).
+const (
+	eventBatch = 256
+	eventQueue = 64
+)
 
 // eventWriter appends a run's events to its stream as they come, batching
 // whatever has queued up while the previous write was in flight. It never
@@ -33,7 +38,7 @@ type eventWriter struct {
 }
 
 func newEventWriter(store *run.Store, runID string, log *slog.Logger) *eventWriter {
-	w := &eventWriter{store: store, runID: runID, log: log, ch: make(chan run.Event, 4*eventBatch), done: make(chan struct{})}
+	w := &eventWriter{store: store, runID: runID, log: log, ch: make(chan run.Event, eventQueue), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -63,7 +68,7 @@ func (w *eventWriter) Drain() []run.Event {
 
 func (w *eventWriter) loop() {
 	defer close(w.done)
-	batch := make([]run.Event, 0, eventBatch)
+	batch := make([]run.Event, 0, eventQueue)
 	for e := range w.ch {
 		batch = append(batch[:0], e)
 	drain:

@@ -229,7 +229,7 @@ func (s *session) send(msg agent.ToRuntime) error {
 // readLoop reads the runtime's lines until its output ends.
 func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), agent.MaxLineBytes)
+	sc.Buffer(nil, agent.MaxLineBytes) // grows from 4 KB as long lines come
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for n := 1; sc.Scan(); n++ {
@@ -301,7 +301,7 @@ func (s *session) protocolError(err error) {
 // copyStderr keeps the runtime's diagnostics in the runner log.
 func (s *session) copyStderr(r io.Reader) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		s.runnerf("runtime stderr: %s", sc.Text())
 	}
