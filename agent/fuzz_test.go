@@ -30,6 +30,7 @@ type fuzzWorker struct {
 	buf   []byte // the rest of the line being read
 
 	out     bytes.Buffer
+	partial []byte // output after its last newline
 	badLine []byte // the first output line that is not a protocol message
 }
 
@@ -46,24 +47,36 @@ func newFuzzWorker(task []byte, data []byte) *fuzzWorker {
 	return w
 }
 
-// Write takes one line of the runtime's output (json.Encoder writes whole lines).
+// Write takes the runtime's output, which may hold several lines (the
+// runtime buffers its lines until it waits) or part of one.
 func (w *fuzzWorker) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.out.Write(p)
-	var msg struct{ Type, ID string }
-	if !bytes.HasSuffix(p, []byte("\n")) || bytes.Count(p, []byte("\n")) != 1 ||
-		json.Unmarshal(p, &msg) != nil || msg.Type == "" {
-		if w.badLine == nil {
-			w.badLine = append([]byte(nil), p...)
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			return len(p), nil
 		}
-		return len(p), nil
+		w.line(w.partial[:i])
+		w.partial = w.partial[i+1:]
+	}
+}
+
+// line checks one output line and notes the request it makes, if any.
+func (w *fuzzWorker) line(l []byte) {
+	var msg struct{ Type, ID string }
+	if json.Unmarshal(l, &msg) != nil || msg.Type == "" {
+		if w.badLine == nil {
+			w.badLine = append([]byte(nil), l...)
+		}
+		return
 	}
 	if want, ok := responseType[msg.Type]; ok {
 		w.pending[msg.ID] = want
 		w.cond.Broadcast()
 	}
-	return len(p), nil
 }
 
 func (w *fuzzWorker) Read(p []byte) (int, error) {

@@ -124,6 +124,7 @@ func (rt *runtime) callTool(ctx context.Context, call chat.Part, byWire map[stri
 	case spec.Host:
 		out, err = rt.callHostTool(ctx, name, input)
 	default:
+		rt.flush() // the tool may take long: its start is news now
 		out, err = runSandboxTool(ctx, rt.workspace, name, input)
 	}
 	isError := err != nil

@@ -26,21 +26,23 @@ func Run(ctx context.Context, in io.Reader, out io.Writer, diag io.Writer, works
 	hardenProcess()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(nil, MaxLineBytes) // grows from 4 KB as long lines come
+	w := bufio.NewWriter(out)
 	rt := &runtime{
-		enc:       json.NewEncoder(out),
+		out:       w,
+		enc:       json.NewEncoder(w),
 		pending:   map[string]pendingRequest{},
 		workspace: workspace,
 		diag:      diag,
 	}
 	if !sc.Scan() {
 		err := fmt.Errorf("read task: %w", cmpErr(sc.Err(), io.ErrUnexpectedEOF))
-		rt.send(FromRuntime{Type: TypeResult, Error: err.Error()})
+		rt.sendNow(FromRuntime{Type: TypeResult, Error: err.Error()})
 		return err
 	}
 	var first ToRuntime
 	if err := json.Unmarshal(sc.Bytes(), &first); err != nil || first.Type != TypeTask || first.Task == nil {
 		err := errors.New("read task: the first line must be a task message")
-		rt.send(FromRuntime{Type: TypeResult, Error: err.Error()})
+		rt.sendNow(FromRuntime{Type: TypeResult, Error: err.Error()})
 		return err
 	}
 	// When the worker closes the input, nobody is left to answer: the loop
@@ -49,7 +51,7 @@ func Run(ctx context.Context, in io.Reader, out io.Writer, diag io.Writer, works
 	defer cancel(nil)
 	go rt.readLoop(sc, cancel)
 	res := rt.execute(ctx, first.Task)
-	return rt.send(res)
+	return rt.sendNow(res)
 }
 
 func cmpErr(err, def error) error {
@@ -61,7 +63,8 @@ func cmpErr(err, def error) error {
 
 type runtime struct {
 	outMu sync.Mutex
-	enc   *json.Encoder
+	out   *bufio.Writer // flushed whenever the runtime is about to wait
+	enc   *json.Encoder // writes to out
 
 	mu      sync.Mutex
 	pending map[string]pendingRequest
@@ -86,11 +89,31 @@ var responseType = map[string]string{
 	TypeToolRequest:  TypeToolResponse,
 }
 
-// send writes one message line.
+// send writes one message line, to the output buffer. Lines are buffered
+// until the runtime is about to wait (for the worker, a tool, or nothing
+// more: flush), so that the worker reads a burst of events in one wake-up,
+// and no line waits in the buffer while the runtime waits.
 func (rt *runtime) send(v any) error {
 	rt.outMu.Lock()
 	defer rt.outMu.Unlock()
 	return rt.enc.Encode(v)
+}
+
+// flush writes the buffered lines out.
+func (rt *runtime) flush() error {
+	rt.outMu.Lock()
+	defer rt.outMu.Unlock()
+	return rt.out.Flush()
+}
+
+// sendNow sends a line and flushes.
+func (rt *runtime) sendNow(v any) error {
+	rt.outMu.Lock()
+	defer rt.outMu.Unlock()
+	if err := rt.enc.Encode(v); err != nil {
+		return err
+	}
+	return rt.out.Flush()
 }
 
 // emit writes an event: its type and fields on one line.
@@ -174,7 +197,7 @@ func (rt *runtime) request(ctx context.Context, msg FromRuntime) (ToRuntime, err
 		delete(rt.pending, msg.ID)
 		rt.mu.Unlock()
 	}
-	if err := rt.send(msg); err != nil {
+	if err := rt.sendNow(msg); err != nil {
 		forget()
 		return ToRuntime{}, err
 	}
