@@ -20,7 +20,8 @@ RUN apt-get update \
       bash coreutils findutils grep sed gawk diffutils file less procps ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 # Under /usr, so a sandbox sees the runtime (oneshot-runtime) without an extra mount.
-COPY --from=build /out/oneshot /out/oneshot-runtime /usr/local/bin/
+COPY --from=build /out/oneshot /usr/local/bin/oneshot
+COPY --from=build /out/oneshot-runtime /usr/local/bin/oneshot-runtime
 COPY --from=build --chmod=0755 /src/cmd/oneshot/worker-entrypoint.sh /usr/local/bin/oneshot-worker-entrypoint
 EXPOSE 8080 9091
 ENTRYPOINT ["/usr/local/bin/oneshot"]

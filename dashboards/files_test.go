@@ -293,19 +293,22 @@ func TestDockerfile(t *testing.T) {
 	require.Regexp(t, `^FROM debian:\S+-slim$`, froms[1])
 	require.Contains(t, string(b), "bash coreutils", "sandbox tools need them under /usr")
 	fromBuild := regexp.MustCompile(`^COPY --from=build (?:--chmod=\S+ )?(\S+) (\S+)$`)
-	var binary bool
+	var binary, runtime bool
 	for _, line := range copies {
 		m := fromBuild.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
 		binary = binary || m[2] == "/usr/local/bin/oneshot"
+		runtime = runtime || m[2] == "/usr/local/bin/oneshot-runtime"
 		if rel, ok := strings.CutPrefix(m[1], "/src/"); ok {
 			_, err := os.Stat(filepath.Join(root, rel))
 			require.NoError(t, err, line)
 		}
 	}
 	require.True(t, binary, "the run stage copies the binary from the build stage to /usr/local/bin/oneshot")
+	require.True(t, runtime, "the run stage installs oneshot-runtime beside oneshot, where workers look for it")
+	require.Contains(t, string(b), "-o /out/oneshot-runtime ./cmd/oneshot-runtime")
 	require.Contains(t, string(b), `ENTRYPOINT ["/usr/local/bin/oneshot"]`)
 
 	sh, err := exec.LookPath("sh")

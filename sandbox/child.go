@@ -33,6 +33,10 @@ func (s *child) Stderr() io.Reader     { return s.stdio.stderr }
 func (s *child) Wait() Exit            { <-s.done; return s.exit }
 func (s *child) Done() <-chan struct{} { return s.done }
 
+// MemoryLimitHit says whether the kernel has killed a process of the sandbox
+// for its memory limit so far.
+func (s *child) MemoryLimitHit() bool { return s.cg.oomKills() > 0 }
+
 // wait waits for the process to end and records how, as read by readExit
 // (when not nil), with the sandbox's memory limit and whether it was hit.
 func (s *child) wait(readExit func(Exit) Exit) {

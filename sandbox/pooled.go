@@ -55,6 +55,10 @@ func (s *pooled) countOOM(exit Exit) {
 	}
 }
 
+// MemoryLimitHit says whether the sandbox's memory limit killed a process so
+// far, if the driver's sandbox says.
+func (s *pooled) MemoryLimitHit() bool { return MemoryLimitHit(s.Sandbox) }
+
 // Done is closed when the runtime has exited, if the driver's sandbox says.
 func (s *pooled) Done() <-chan struct{} {
 	if d, ok := s.Sandbox.(interface{ Done() <-chan struct{} }); ok {

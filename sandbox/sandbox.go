@@ -112,6 +112,15 @@ type Sandbox interface {
 	Destroy() error
 }
 
+// MemoryLimitHit says whether the kernel has killed a process of the sandbox
+// for its memory limit so far, for drivers that can tell (linux, gvisor).
+// The runtime may outlive such a kill (a tool's process was the victim) for a
+// moment before the whole sandbox is killed; a run must fail all the same.
+func MemoryLimitHit(sb Sandbox) bool {
+	h, ok := sb.(interface{ MemoryLimitHit() bool })
+	return ok && h.MemoryLimitHit()
+}
+
 // Exit says how a sandbox's runtime process ended.
 type Exit struct {
 	Code      int    // exit code, or -1 when killed by a signal

@@ -207,6 +207,20 @@ func TestMemoryLimit(t *testing.T) {
 		require.NotContains(t, out, "survived")
 		require.True(t, exit.OOMKilled)
 	})
+	t.Run("linux/memory-limit-hit-is-known-before-destroy", func(t *testing.T) {
+		t.Parallel()
+		// What the worker asks when a runtime answers: was a process killed
+		// for memory meanwhile?
+		d := newTestDriver(t, LinuxDriverName, helperCmd(t, "alloc", "4096"))
+		bomb := start(t, d, Spec{MemoryMiB: 64})
+		fine := start(t, newTestDriver(t, LinuxDriverName, helperCmd(t, "alloc", "1")), Spec{MemoryMiB: 64})
+		_, _, exit := finish(t, fine)
+		require.Zero(t, exit.Code)
+		require.False(t, MemoryLimitHit(fine))
+		bomb.Stdin().Close()
+		bomb.Wait()
+		require.True(t, MemoryLimitHit(bomb))
+	})
 }
 
 func TestCPUQuota(t *testing.T) {

@@ -165,10 +165,15 @@ func (s *session) run(ctx context.Context) *run.Result {
 	s.readLoop(runCtx, sb.Stdout())
 	sb.Stdin().Close()
 	var exit sandbox.Exit
-	if s.hasResult() && runCtx.Err() == nil {
+	if s.hasResult() && runCtx.Err() == nil && !sandbox.MemoryLimitHit(sb) {
 		// The result is the runtime's last word: no need to wait for its exit.
 		s.runnerf("result received; the sandbox is destroyed once the result is stored")
 	} else {
+		if s.hasResult() && runCtx.Err() == nil {
+			// A process hit the memory limit: the run fails, even if the
+			// runtime outran the kill of its sandbox.
+			sb.Destroy()
+		}
 		exit = sb.Wait()
 		<-stderrDone
 		s.runnerf("runtime exited: %s", exit)
