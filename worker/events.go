@@ -14,9 +14,12 @@ import (
 // eventBatch bounds the events written in one round trip; eventQueue, the
 // events waiting while a write is in flight (a run's events come in bursts:
 // a model's deltas, a tool's start and end).
+// eventLinger is how long the first event of a batch waits for others: a
+// run's events come in bursts, and a short run's all go with its result.
 const (
-	eventBatch = 256
-	eventQueue = 64
+	eventBatch  = 256
+	eventQueue  = 64
+	eventLinger = 2 * time.Millisecond
 )
 
 // eventWriter appends a run's events to its stream as they come, batching
@@ -69,18 +72,21 @@ func (w *eventWriter) Drain() []run.Event {
 func (w *eventWriter) loop() {
 	defer close(w.done)
 	batch := make([]run.Event, 0, eventQueue)
+	linger := time.NewTimer(eventLinger)
+	defer linger.Stop()
 	for e := range w.ch {
 		batch = append(batch[:0], e)
-	drain:
+		linger.Reset(eventLinger)
+	collect:
 		for len(batch) < eventBatch {
 			select {
 			case e, ok := <-w.ch:
 				if !ok {
-					break drain
+					break collect // Close or Drain: no more waiting
 				}
 				batch = append(batch, e)
-			default:
-				break drain
+			case <-linger.C:
+				break collect
 			}
 		}
 		if w.keep.Load() {
