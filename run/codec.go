@@ -112,7 +112,7 @@ func encodeResult(res *Result, completedAt time.Time) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode steps: %w", err)
 	}
-	return []any{
+	fields := []any{
 		fStatus, string(res.Status),
 		fRuntimeState, string(res.RuntimeState),
 		fOutput, res.Output,
@@ -122,7 +122,11 @@ func encodeResult(res *Result, completedAt time.Time) ([]any, error) {
 		fUsage, usage,
 		fSteps, steps,
 		fCompletedAt, formatTime(completedAt),
-	}, nil
+	}
+	if res.Provider != "" {
+		fields = append(fields, fProvider, res.Provider, fRuntimeID, res.RuntimeID)
+	}
+	return fields, nil
 }
 
 // decode builds a record from its hash fields.

@@ -26,16 +26,23 @@ type Event struct {
 const EventEnd = "run_end"
 
 // appendScript appends events with consecutive sequence numbers and announces
-// them on the run's events channel. KEYS: record, events. ARGV: maxEvents,
-// retention ms, events channel, then (type, time, data) triples.
+// them on the run's events channel; it also sets record fields, unless the run
+// has ended. KEYS: record, events. ARGV: maxEvents, retention ms, events
+// channel, m, then m field/value arguments, then (type, time, data) triples.
 var appendScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local n = (#ARGV - 3) / 3
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -1 end
+local m = tonumber(ARGV[4])
+if m > 0 and st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled' then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + m))
+end
+local e = 5 + m
+local n = (#ARGV - e + 1) / 3
 local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', n) - n
 for i = 0, n - 1 do
   seq = seq + 1
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq,
-    'type', ARGV[4 + i * 3], 'time', ARGV[5 + i * 3], 'data', ARGV[6 + i * 3])
+    'type', ARGV[e + i * 3], 'time', ARGV[e + 1 + i * 3], 'data', ARGV[e + 2 + i * 3])
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PUBLISH', ARGV[3], seq)
@@ -45,11 +52,23 @@ return seq
 // Append adds events to a run's stream in one round trip and returns the last
 // sequence number. Events must not be of type EventEnd; Finish writes that one.
 func (s *Store) Append(ctx context.Context, id string, events []Event) (int64, error) {
-	if len(events) == 0 {
+	return s.AppendRuntime(ctx, id, "", "", events)
+}
+
+// AppendRuntime is Append that also records the sandbox that runs the
+// current attempt (provider and runtime id, runtime state running), in the
+// same round trip, unless the run has ended. Empty names record nothing.
+func (s *Store) AppendRuntime(ctx context.Context, id, provider, runtimeID string, events []Event) (int64, error) {
+	var fields []any
+	if provider != "" {
+		fields = []any{fProvider, provider, fRuntimeID, runtimeID, fRuntimeState, string(RuntimeRunning)}
+	}
+	if len(events) == 0 && len(fields) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, 3+3*len(events))
-	args = append(args, s.maxEvents, s.retention.Milliseconds(), s.EventsChannel(id))
+	args := make([]any, 0, 4+len(fields)+3*len(events))
+	args = append(args, s.maxEvents, s.retention.Milliseconds(), s.EventsChannel(id), len(fields))
+	args = append(args, fields...)
 	args = appendEventArgs(args, events)
 	seq, err := appendScript.Run(ctx, s.rdb, []string{s.recordKey(id), s.eventsKey(id)}, args...).Int64()
 	if err != nil {

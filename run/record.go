@@ -115,6 +115,9 @@ type Result struct {
 	// Events are the attempt's last events, not yet in the stream: Finish
 	// appends them before run_end, in the same round trip.
 	Events []Event
+	// Provider and RuntimeID name the attempt's sandbox when it is not yet
+	// recorded (a short run's is recorded with its result).
+	Provider, RuntimeID string
 }
 
 // Record is a run as stored.

@@ -166,3 +166,43 @@ func TestValidID(t *testing.T) {
 		})
 	}
 }
+
+// A run's sandbox is recorded with its events, unless the run has ended.
+func TestAppendRuntimeRecordsTheSandbox(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := context.Background()
+	rec := newRecord()
+	require.NoError(t, s.Create(ctx, rec))
+	_, err := s.Start(ctx, rec.ID, "w1")
+	require.NoError(t, err)
+
+	seq, err := s.AppendRuntime(ctx, rec.ID, "linux", "sbx_1", []run.Event{{Type: "agent_start"}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, seq)
+	got, err := s.Get(ctx, rec.ID)
+	require.NoError(t, err)
+	require.Equal(t, "linux", got.Provider)
+	require.Equal(t, "sbx_1", got.RuntimeID)
+	require.Equal(t, run.RuntimeRunning, got.RuntimeState)
+
+	// A short run's sandbox comes with its result.
+	short := newRecord()
+	require.NoError(t, s.Create(ctx, short))
+	_, err = s.Start(ctx, short.ID, "w1")
+	require.NoError(t, err)
+	require.NoError(t, s.Finish(ctx, short.ID, &run.Result{Status: run.StatusCompleted, RuntimeState: run.RuntimeEnded,
+		Provider: "linux", RuntimeID: "sbx_2", Events: []run.Event{{Type: "agent_start"}}}))
+	got, err = s.Get(ctx, short.ID)
+	require.NoError(t, err)
+	require.Equal(t, "sbx_2", got.RuntimeID)
+	require.Equal(t, run.RuntimeEnded, got.RuntimeState)
+
+	// An ended run keeps its record as it ended; the events still go in.
+	_, err = s.AppendRuntime(ctx, short.ID, "linux", "sbx_3", []run.Event{{Type: "log"}})
+	require.NoError(t, err)
+	got, err = s.Get(ctx, short.ID)
+	require.NoError(t, err)
+	require.Equal(t, "sbx_2", got.RuntimeID)
+	require.Equal(t, run.RuntimeEnded, got.RuntimeState)
+}

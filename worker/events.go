@@ -38,6 +38,28 @@ type eventWriter struct {
 	// written in rest instead of writing it.
 	keep atomic.Bool
 	rest []run.Event
+
+	// The attempt's sandbox, to record with the next write (SetRuntime).
+	mu                  sync.Mutex
+	provider, runtimeID string
+}
+
+// SetRuntime records the attempt's sandbox with the next write of events, or
+// with the result (Runtime after Drain).
+func (w *eventWriter) SetRuntime(provider, runtimeID string) {
+	w.mu.Lock()
+	w.provider, w.runtimeID = provider, runtimeID
+	w.mu.Unlock()
+}
+
+// Runtime returns the sandbox set by SetRuntime and not yet written, and
+// forgets it.
+func (w *eventWriter) Runtime() (provider, runtimeID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	provider, runtimeID = w.provider, w.runtimeID
+	w.provider, w.runtimeID = "", ""
+	return provider, runtimeID
 }
 
 func newEventWriter(store *run.Store, runID string, log *slog.Logger) *eventWriter {
@@ -62,7 +84,8 @@ func (w *eventWriter) Close() {
 
 // Drain stops the writer and returns, in order, the events it has not yet
 // written (after a write in flight, if any, has ended). The caller writes
-// them: Finish does it in its own round trip.
+// them, and the sandbox Runtime still returns: Finish does it in its own
+// round trip.
 func (w *eventWriter) Drain() []run.Event {
 	w.keep.Store(true)
 	w.Close()
@@ -98,10 +121,11 @@ func (w *eventWriter) loop() {
 }
 
 func (w *eventWriter) write(batch []run.Event) {
+	provider, runtimeID := w.Runtime()
 	delay := 20 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := w.store.Append(ctx, w.runID, batch)
+		_, err := w.store.AppendRuntime(ctx, w.runID, provider, runtimeID, batch)
 		cancel()
 		if err == nil {
 			return

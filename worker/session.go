@@ -46,6 +46,7 @@ func (w *Worker) execute(ctx context.Context, rec *run.Record, log *slog.Logger)
 	} else {
 		// Written by Finish, with the result: one round trip less.
 		res.Events = s.events.Drain()
+		res.Provider, res.RuntimeID = s.events.Runtime()
 	}
 	if res != nil {
 		res.Usage = s.usage
@@ -153,15 +154,9 @@ func (s *session) run(ctx context.Context) *run.Result {
 	if err := s.send(agent.ToRuntime{Type: agent.TypeTask, Task: s.task()}); err != nil {
 		s.runnerf("could not send the task to the runtime: %v", err)
 	}
-	// Recorded while the runtime already works on its task: one round trip
-	// less on the run's path.
-	if err := cfg.Store.SetRuntime(ctx, rec.ID, driver, sb.ID(), run.RuntimeRunning); err != nil {
-		if errors.Is(err, run.ErrTerminal) {
-			s.runnerf("run ended elsewhere (cancelled); stopping")
-			return &run.Result{Status: run.StatusCancelled, RuntimeState: run.RuntimeEnded}
-		}
-		s.log.Warn("record sandbox", "err", err)
-	}
+	// Recorded with the first events, or with the result of a short run: no
+	// round trip of its own.
+	s.events.SetRuntime(driver, sb.ID())
 	s.readLoop(runCtx, sb.Stdout())
 	sb.Stdin().Close()
 	var exit sandbox.Exit
