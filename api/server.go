@@ -129,8 +129,10 @@ type Server struct {
 	// answer with the run id to poll instead of holding up the shutdown.
 	draining  chan struct{}
 	drainOnce sync.Once
-	// working holds a token per offloaded request (offload).
+	// working holds a token per offloaded request; idle hands work to the
+	// goroutines of earlier offloaded work (offload).
 	working chan struct{}
+	idle    chan *offloaded
 }
 
 // New returns a server. Call Start before serving, so sync waits can be woken.
@@ -146,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 		waiters:  NewWaiters(cfg.Redis, "oneshot:reply:"+cfg.InstanceID, cfg.Logger),
 		draining: make(chan struct{}),
 		working:  make(chan struct{}, cfg.MaxWorking),
+		idle:     make(chan *offloaded),
 		auth:     newAuthenticator(cfg.APIKeys, NewKeyStore(cfg.Redis), cfg.AuthCacheTTL),
 		limiter:  newLimiter(cfg.Redis, cfg.RateLimit),
 	}
