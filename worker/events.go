@@ -12,10 +12,9 @@ import (
 )
 
 // eventBatch bounds the events written in one round trip; eventQueue, the
-// events waiting while a write is in flight (a run's events come in bursts:
-// a model's deltas, a tool's start and end).
-// eventLinger is how long the first event of a batch waits for others: a
-// run's events come in bursts, and a short run's all go with its result.
+// events waiting while a write is in flight; eventLinger, how long the first
+// event of a batch waits for others. A run's events come in bursts (a model's
+// deltas, a tool's start and end), and a short run's all go with its result.
 const (
 	eventBatch  = 256
 	eventQueue  = 64
@@ -23,7 +22,8 @@ const (
 )
 
 // eventWriter appends a run's events to its stream as they come, batching
-// whatever has queued up while the previous write was in flight. It never
+// those that come within eventLinger of the first, or while the previous write
+// is in flight. It never
 // drops an event: when Redis is slow, Add blocks (back-pressure reaches the
 // runtime through its stdout), and a failed write is retried.
 type eventWriter struct {
