@@ -16,7 +16,7 @@ type metrics struct {
 	executes *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry, w *Waiters) *metrics {
+func newMetrics(reg *prometheus.Registry, w *Waiters, working chan struct{}) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "oneshot", Subsystem: "http", Name: "requests_total",
@@ -36,7 +36,13 @@ func newMetrics(reg *prometheus.Registry, w *Waiters) *metrics {
 		reg.MustRegister(m.requests, m.latency, m.executes, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "oneshot", Subsystem: "api", Name: "sync_waiters",
 			Help: "Sync execute requests waiting for their run.",
-		}, func() float64 { return float64(w.Len()) }))
+		}, func() float64 { return float64(w.Len()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "oneshot", Subsystem: "api", Name: "working_requests",
+			Help: "Requests reading their body, calling Redis or writing their answer now; at oneshot_api_working_limit, others wait their turn.",
+		}, func() float64 { return float64(len(working)) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "oneshot", Subsystem: "api", Name: "working_limit",
+			Help: "The most requests that do such work at once (api.Config.MaxWorking).",
+		}, func() float64 { return float64(cap(working)) }))
 	}
 	return m
 }

@@ -156,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 	s.events = newEventHub(cfg.Redis, cfg.Store, cfg.Logger)
 	s.inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
 	s.notifier = &webhook.Notifier{Client: s.client, Logger: cfg.Logger}
-	s.metrics = newMetrics(cfg.Registry, s.waiters)
+	s.metrics = newMetrics(cfg.Registry, s.waiters, s.working)
 	s.echo = s.routes()
 	return s, nil
 }

@@ -91,7 +91,7 @@ func TestOperations(t *testing.T) {
 		workerMetrics := get(t, "http://"+workerSys.WorkerAddr+"/metrics", http.StatusOK)
 		for _, name := range []string{
 			"oneshot_http_requests_total", "oneshot_http_request_duration_seconds_bucket",
-			"oneshot_api_executes_total", "oneshot_api_sync_waiters",
+			"oneshot_api_executes_total", "oneshot_api_sync_waiters", "oneshot_api_working_requests", "oneshot_api_working_limit",
 			"asynq_queue_size", "asynq_queue_latency_seconds", "asynq_tasks_enqueued_total",
 			"asynq_tasks_processed_total", "asynq_tasks_failed_total",
 			"go_goroutines", "process_resident_memory_bytes",
