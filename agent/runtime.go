@@ -108,12 +108,10 @@ func (rt *runtime) flush() error {
 
 // sendNow sends a line and flushes.
 func (rt *runtime) sendNow(v any) error {
-	rt.outMu.Lock()
-	defer rt.outMu.Unlock()
-	if err := rt.enc.Encode(v); err != nil {
+	if err := rt.send(v); err != nil {
 		return err
 	}
-	return rt.out.Flush()
+	return rt.flush()
 }
 
 // emit writes an event: its type and fields on one line.

@@ -6,12 +6,13 @@ import (
 	"sync"
 )
 
-// child is what the linux and gvisor sandboxes share: the process that runs
-// the runtime (the init, or runsc), its pipes and cgroup, and how it ended.
+// child is what the sandboxes of every driver share: the process that runs
+// the runtime (the init, runsc, or the runtime itself), its pipes and cgroup
+// (none for unsafe-process), and how it ended.
 type child struct {
 	id    string
 	spec  Spec
-	cg    cgroup
+	cg    cgroup // nil: no cgroup
 	cmd   *exec.Cmd
 	stdio *stdio
 
@@ -35,7 +36,7 @@ func (s *child) Done() <-chan struct{} { return s.done }
 
 // MemoryLimitHit says whether the kernel has killed a process of the sandbox
 // for its memory limit so far.
-func (s *child) MemoryLimitHit() bool { return s.cg.oomKills() > 0 }
+func (s *child) MemoryLimitHit() bool { return s.cg != nil && s.cg.oomKills() > 0 }
 
 // wait waits for the process to end and records how, as read by readExit
 // (when not nil), with the sandbox's memory limit and whether it was hit.
@@ -46,7 +47,7 @@ func (s *child) wait(readExit func(Exit) Exit) {
 		exit = readExit(exit)
 	}
 	exit.MemoryMiB = s.spec.MemoryMiB
-	exit.OOMKilled = s.cg.oomKills() > 0
+	exit.OOMKilled = s.MemoryLimitHit()
 	s.exit = exit
 	close(s.done)
 }

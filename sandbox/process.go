@@ -6,11 +6,9 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 )
 
@@ -42,16 +40,17 @@ func (d *ProcessDriver) Create(ctx context.Context, spec Spec) (Sandbox, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	id := NewID()
-	dir, err := os.MkdirTemp("", "oneshot-"+id+"-")
+	p := &process{child: newChild(spec.WithDefaults())}
+	dir, err := os.MkdirTemp("", "oneshot-"+p.id+"-")
 	if err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
+	p.dir = dir
 	cmd := exec.Command(d.Command[0], d.Command[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{"HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin", "ONESHOT_WORKSPACE=" + dir}, d.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &process{id: id, dir: dir, cmd: cmd, spec: spec.WithDefaults(), done: make(chan struct{})}
+	p.cmd = cmd
 	s, err := newStdio()
 	if err != nil {
 		return nil, p.fail(err)
@@ -64,40 +63,20 @@ func (d *ProcessDriver) Create(ctx context.Context, spec Spec) (Sandbox, error) 
 		s.close()
 		return nil, p.fail(fmt.Errorf("start runtime: %w", err))
 	}
-	go p.wait()
+	go p.wait(nil)
 	return p, nil
 }
 
+// process is a runtime in its working folder (dir), with no cgroup.
 type process struct {
-	id    string
-	dir   string
-	spec  Spec
-	cmd   *exec.Cmd
-	stdio *stdio
-
-	done    chan struct{}
-	exit    Exit
-	destroy sync.Once
+	child
+	dir string
 }
 
 func (p *process) fail(err error) error {
 	os.RemoveAll(p.dir)
 	return err
 }
-
-func (p *process) wait() {
-	err := p.cmd.Wait()
-	p.exit = exitOf(p.cmd.ProcessState, err)
-	p.exit.MemoryMiB = p.spec.MemoryMiB
-	close(p.done)
-}
-
-func (p *process) ID() string            { return p.id }
-func (p *process) Stdin() io.WriteCloser { return p.stdio.stdin }
-func (p *process) Stdout() io.Reader     { return p.stdio.stdout }
-func (p *process) Stderr() io.Reader     { return p.stdio.stderr }
-func (p *process) Wait() Exit            { <-p.done; return p.exit }
-func (p *process) Done() <-chan struct{} { return p.done }
 
 func (p *process) Destroy() error {
 	p.destroy.Do(func() {

@@ -17,9 +17,10 @@
 // the current binary (/proc/self/exe), as a small init, which builds the
 // sandbox around itself and then executes the runtime. oneshot-runtime, a
 // binary with the runtime and the init only, starts faster than the server's
-// binary: workers use it as the init when it is installed beside them. The init runs from the initializer of a package
-// this one imports (internal/sandboxinit): it takes over such a process before
-// main, and before the binary's heavier packages initialize, which would cost
+// binary: workers use it as the init when it is installed beside them. In
+// any binary, the init runs from the initializer of a package this one
+// imports (internal/sandboxinit): it takes over such a process before main,
+// and before the binary's heavier packages initialize, which would cost
 // milliseconds per sandbox. So a binary that creates sandboxes needs nothing
 // more than to import this package, which it does. To keep the wiring visible,
 // main and TestMain may call MaybeRunInit first thing; it returns false in
