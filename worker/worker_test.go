@@ -16,6 +16,7 @@ import (
 	"github.com/oneshot-dev/oneshot/internal/system"
 	"github.com/oneshot-dev/oneshot/internal/systemtest"
 	"github.com/oneshot-dev/oneshot/run"
+	"github.com/oneshot-dev/oneshot/sandbox"
 )
 
 // dev starts API and worker on a Redis of the test's own.
@@ -123,6 +124,9 @@ func TestRunFailuresSayWhy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "out of memory" && systemtest.Driver() == sandbox.ProcessDriverName {
+				t.Skip("the unsafe-process driver sets no memory limit")
+			}
 			res := execute(t, sys, tt.body)
 			require.Equal(t, "failed", res.Status, "output: %s", res.Output)
 			require.NotNil(t, res.Error)
