@@ -49,23 +49,15 @@ type responseUsage struct {
 // small, as thousands of them may wait at once: of the run's record, only
 // what the 202 answer needs if the run does not end in time.
 type syncWait struct {
-	id, agentID, provider, runtimeID string
-	status                           run.Status
-	runtimeState                     run.RuntimeState
-
+	rec  *run.Record // the fields pending needs, as the wait began
 	wake <-chan struct{}
 	done func() // ends the registration with the waiters
 }
 
 func newSyncWait(rec *run.Record, wake <-chan struct{}, done func()) *syncWait {
-	return &syncWait{id: rec.ID, agentID: rec.AgentID, provider: rec.Provider, runtimeID: rec.RuntimeID,
-		status: rec.Status, runtimeState: rec.RuntimeState, wake: wake, done: done}
-}
-
-// record is the run's record as the wait began, for the 202 answer.
-func (w *syncWait) record() *run.Record {
-	return &run.Record{ID: w.id, AgentID: w.agentID, Provider: w.provider, RuntimeID: w.runtimeID,
-		Status: w.status, RuntimeState: w.runtimeState}
+	head := &run.Record{ID: rec.ID, AgentID: rec.AgentID, Provider: rec.Provider, RuntimeID: rec.RuntimeID,
+		Status: rec.Status, RuntimeState: rec.RuntimeState}
+	return &syncWait{rec: head, wake: wake, done: done}
 }
 
 // execute makes the run and, for a sync request, waits for it. The work
@@ -140,7 +132,7 @@ func (s *Server) startExecute(c echo.Context) (*syncWait, error) {
 	}
 	s.metrics.executes.WithLabelValues(string(rec.Mode)).Inc()
 	if rec.Mode == run.ModeLegacy {
-		return nil, c.JSON(http.StatusAccepted, s.pending(rec, "Run started. Poll /agent/v1/run/"+rec.ID+"/status for progress, or GET /agent/v1/run/"+rec.ID+"/details for results."))
+		return nil, c.JSON(http.StatusAccepted, s.pending(rec, "Run started."))
 	}
 	handed = true
 	return w, nil
@@ -196,12 +188,12 @@ func (s *Server) wait(c echo.Context, w *syncWait) error {
 		case <-s.draining:
 			return s.answerLate(c, w, "The server is restarting; the run goes on.")
 		case <-ctx.Done():
-			s.log.Debug("client went away; the run goes on", "run", w.id)
+			s.log.Debug("client went away; the run goes on", "run", w.rec.ID)
 			return nil
 		}
 		var over bool
 		err := s.offload(ctx, func() (err error) {
-			over, err = s.answerIfEnded(c, w.id)
+			over, err = s.answerIfEnded(c, w.rec.ID)
 			return err
 		})
 		if errors.Is(err, errClientGone) {
@@ -216,7 +208,7 @@ func (s *Server) wait(c echo.Context, w *syncWait) error {
 // answerLate answers a sync request that stops waiting (timeout, restart)
 // before it heard of its run's end: answerPending, offloaded.
 func (s *Server) answerLate(c echo.Context, w *syncWait, why string) error {
-	err := s.offload(c.Request().Context(), func() error { return s.answerPending(c, w.record(), why) })
+	err := s.offload(c.Request().Context(), func() error { return s.answerPending(c, w.rec, why) })
 	if errors.Is(err, errClientGone) {
 		return nil
 	}
@@ -250,8 +242,7 @@ func (s *Server) answerPending(c echo.Context, rec *run.Record, why string) erro
 	if rec.Status.Terminal() {
 		return c.JSON(http.StatusOK, s.final(rec))
 	}
-	return c.JSON(http.StatusAccepted, s.pending(rec, fmt.Sprintf(
-		"%s Poll /agent/v1/run/%s/status for progress, or GET /agent/v1/run/%s/details for results.", why, rec.ID, rec.ID)))
+	return c.JSON(http.StatusAccepted, s.pending(rec, why))
 }
 
 // final is the sync answer for a run that has ended.
@@ -279,14 +270,15 @@ func (s *Server) final(rec *run.Record) executeResponse {
 }
 
 // pending is the answer for a run that has not ended: where to poll.
-func (s *Server) pending(rec *run.Record, message string) executeResponse {
+func (s *Server) pending(rec *run.Record, why string) executeResponse {
 	resp := executeResponse{
 		RunID:        rec.ID,
 		AgentID:      rec.AgentID,
 		Status:       rec.Status,
 		Provider:     rec.Provider,
 		RuntimeState: string(rec.RuntimeState),
-		Message:      message,
+		Message: fmt.Sprintf("%s Poll /agent/v1/run/%s/status for progress, or GET /agent/v1/run/%s/details for results.",
+			why, rec.ID, rec.ID),
 	}
 	if rec.RuntimeID != "" {
 		resp.RuntimeID = &rec.RuntimeID

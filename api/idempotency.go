@@ -154,7 +154,7 @@ func (s *Server) replayExecute(c echo.Context, runID string) (*syncWait, error) 
 	case err != nil:
 		return nil, unavailable(err)
 	case rec.Mode == run.ModeLegacy:
-		return nil, c.JSON(http.StatusAccepted, s.pending(rec, "Run started. Poll /agent/v1/run/"+rec.ID+"/status for progress, or GET /agent/v1/run/"+rec.ID+"/details for results."))
+		return nil, c.JSON(http.StatusAccepted, s.pending(rec, "Run started."))
 	default: // ended
 		return nil, c.JSON(http.StatusOK, s.final(rec))
 	}
