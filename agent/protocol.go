@@ -6,7 +6,8 @@
 // The runtime speaks JSON lines: one JSON object per line on stdin (from the
 // worker) and stdout (to the worker). Stderr carries the runtime's own
 // diagnostics, which the worker keeps in the runner log. Every object has a
-// "type".
+// "type"; the runtime writes it first, so that the worker routes an event line
+// and stores it whole without decoding it (LeadingType).
 //
 // Worker to runtime:
 //
@@ -38,6 +39,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -102,6 +104,23 @@ type ToRuntime struct {
 	Output   string         `json:"output,omitempty"`
 	IsError  bool           `json:"isError,omitempty"`
 	Error    string         `json:"error,omitempty"`
+}
+
+// LeadingType returns the type of a message line that begins with it, as
+// every line the runtime writes does, so that a reader can route a line
+// without decoding it whole. ok is false for any other line, which the reader
+// must then decode.
+func LeadingType(line []byte) (typ string, ok bool) {
+	const prefix = `{"type":"`
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return "", false
+	}
+	rest := line[len(prefix):]
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return "", false
+	}
+	return string(rest[:end]), true
 }
 
 // FromRuntime is a message from the runtime to the worker. Events carry fields

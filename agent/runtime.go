@@ -114,15 +114,27 @@ func (rt *runtime) sendNow(v any) error {
 	return rt.flush()
 }
 
-// emit writes an event: its type and fields on one line.
+// emit writes an event: its type, first (see LeadingType), and its fields on
+// one line.
 func (rt *runtime) emit(typ string, fields map[string]any) {
-	if fields == nil {
-		fields = map[string]any{}
+	body := []byte("{}")
+	if len(fields) > 0 {
+		var err error
+		if body, err = json.Marshal(fields); err != nil {
+			rt.diagf("emit %s: %v\n", typ, err)
+			return
+		}
 	}
-	fields["type"] = typ
-	if err := rt.send(fields); err != nil {
-		rt.diagf("emit %s: %v\n", typ, err)
+	rt.outMu.Lock()
+	defer rt.outMu.Unlock()
+	quoted, _ := json.Marshal(typ)
+	rt.out.WriteString(`{"type":`)
+	rt.out.Write(quoted)
+	if len(body) > 2 {
+		rt.out.WriteByte(',')
 	}
+	rt.out.Write(body[1:])
+	rt.out.WriteByte('\n')
 }
 
 // diagf writes a line of diagnostics. The read loop and the agent loop both

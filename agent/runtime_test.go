@@ -205,6 +205,32 @@ func TestRunPlainAnswer(t *testing.T) {
 	require.Equal(t, "builtin/echo", req.Model)
 	require.Equal(t, DefaultInstructions, req.System)
 	require.Equal(t, "say hello", req.Messages[0].Content[0].Text)
+
+	// Every line leads with its type, so that the worker need not decode
+	// event lines to route them.
+	for i, line := range s.raw {
+		typ, ok := LeadingType(line)
+		require.True(t, ok, "line %d: %s", i, line)
+		require.Equal(t, s.lines[i].Type, typ, "line %d", i)
+	}
+}
+
+func TestLeadingType(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"type":"turn_start","turn":1}`: "turn_start",
+		`{"type":"agent_start"}`:         "agent_start",
+		`{"type":"log","line":"x"}`:      "log",
+		`{"turn":1,"type":"turn_start"}`: "", // not first: decode the line
+		`{"type": "turn_start"}`:         "", // not the runtime's spelling
+		`{"type":"tu\"rn"}`:              "", // escaped: decode the line
+		`{"type":""}`:                    "",
+		`{"type":"unterminated`:          "",
+		`not json`:                       "",
+	} {
+		typ, ok := LeadingType([]byte(line))
+		require.Equal(t, want, typ, line)
+		require.Equal(t, want != "", ok, line)
+	}
 }
 
 func TestRunToolRoundTrip(t *testing.T) {

@@ -219,7 +219,7 @@ func (s *Server) answerLate(c echo.Context, w *syncWait, why string) error {
 // whether the request is over: answered, or its client gone.
 func (s *Server) answerIfEnded(c echo.Context, runID string) (over bool, err error) {
 	ctx := c.Request().Context()
-	latest, err := s.cfg.Store.Get(ctx, runID)
+	latest, err := s.cfg.Store.Outcome(ctx, runID)
 	if err != nil {
 		if ctx.Err() != nil {
 			return true, nil
@@ -236,7 +236,7 @@ func (s *Server) answerIfEnded(c echo.Context, runID string) (over bool, err err
 // answerPending answers a sync request whose run has not ended (yet): with the
 // result if it ended meanwhile, else with where to poll.
 func (s *Server) answerPending(c echo.Context, rec *run.Record, why string) error {
-	if latest, err := s.cfg.Store.Get(context.WithoutCancel(c.Request().Context()), rec.ID); err == nil {
+	if latest, err := s.cfg.Store.Outcome(context.WithoutCancel(c.Request().Context()), rec.ID); err == nil {
 		rec = latest
 	}
 	if rec.Status.Terminal() {

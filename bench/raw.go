@@ -1,14 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -17,49 +22,145 @@ import (
 // id, each caller woken through one shared subscription. Its queue and
 // channel are its own, so it can run beside a live system.
 func RawAsynq(ctx context.Context, redisURL string, clients, n int) (*Outcome, error) {
+	l, err := startRawLoop(ctx, redisURL, clients)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	return drive(ctx, clients, n, l.roundTrip), nil
+}
+
+// RawAsynqHTTP is RawAsynq behind HTTP: each round trip is a JSON POST to an
+// Echo handler on loopback (connections reused) that runs the raw round trip
+// and answers a small JSON object. It is the floor under execute for any
+// HTTP API on this machine: what HTTP alone costs beside RawAsynq.
+func RawAsynqHTTP(ctx context.Context, redisURL string, clients, n int) (*Outcome, error) {
+	l, err := startRawLoop(ctx, redisURL, clients)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/raw", func(c echo.Context) error {
+		var body struct {
+			ID string `json:"id"`
+		}
+		if err := c.Bind(&body); err != nil {
+			return err
+		}
+		if err := l.roundTrip(body.ID); err != nil {
+			return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+		}
+		return c.JSON(http.StatusOK, map[string]string{"id": body.ID, "status": "completed"})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: e}
+	go srv.Serve(ln)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	url := "http://" + ln.Addr().String() + "/raw"
+	return drive(ctx, clients, n, func(id string) error {
+		resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(`{"id":"`+id+`"}`)))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body) // read to the end: the connection is reused
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return err
+	}), nil
+}
+
+// rawLoop is an Asynq server whose handler publishes the task's id, and the
+// one subscription that wakes the caller waiting for it.
+type rawLoop struct {
+	rdb    *redis.Client
+	ps     *redis.PubSub
+	srv    *asynq.Server
+	client *asynq.Client
+
+	mu      sync.Mutex
+	waiting map[string]chan struct{}
+}
+
+const rawQueue, rawChannel = "bench-raw", "bench-raw-reply"
+
+func startRawLoop(ctx context.Context, redisURL string, clients int) (*rawLoop, error) {
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("raw asynq needs a plain redis:// URL: %w", err)
 	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	const queue, channel = "bench-raw", "bench-raw-reply"
-
-	var mu sync.Mutex
-	waiting := map[string]chan struct{}{}
-	ps := rdb.Subscribe(ctx, channel)
-	defer ps.Close()
-	if _, err := ps.Receive(ctx); err != nil {
+	l := &rawLoop{rdb: redis.NewClient(opt), waiting: map[string]chan struct{}{}}
+	l.ps = l.rdb.Subscribe(ctx, rawChannel)
+	if _, err := l.ps.Receive(ctx); err != nil {
+		l.ps.Close()
+		l.rdb.Close()
 		return nil, err
 	}
 	go func() {
-		for msg := range ps.Channel() {
-			mu.Lock()
-			if ch := waiting[msg.Payload]; ch != nil {
+		for msg := range l.ps.Channel() {
+			l.mu.Lock()
+			if ch := l.waiting[msg.Payload]; ch != nil {
 				close(ch)
-				delete(waiting, msg.Payload)
+				delete(l.waiting, msg.Payload)
 			}
-			mu.Unlock()
+			l.mu.Unlock()
 		}
 	}()
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency: max(clients, 8), Queues: map[string]int{queue: 1},
+	l.srv = asynq.NewServerFromRedisClient(l.rdb, asynq.Config{
+		Concurrency: max(clients, 8), Queues: map[string]int{rawQueue: 1},
 		TaskCheckInterval: time.Millisecond, LogLevel: asynq.FatalLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("bench:raw", func(ctx context.Context, t *asynq.Task) error {
-		return rdb.Publish(ctx, channel, string(t.Payload())).Err()
+		return l.rdb.Publish(ctx, rawChannel, string(t.Payload())).Err()
 	})
-	if err := srv.Start(mux); err != nil {
+	if err := l.srv.Start(mux); err != nil {
+		l.ps.Close()
+		l.rdb.Close()
 		return nil, err
 	}
-	defer srv.Shutdown()
-	client := asynq.NewClientFromRedisClient(rdb)
+	l.client = asynq.NewClientFromRedisClient(l.rdb)
+	return l, nil
+}
+
+// roundTrip enqueues a task and waits for its handler's publish.
+func (l *rawLoop) roundTrip(id string) error {
+	ch := make(chan struct{})
+	l.mu.Lock()
+	l.waiting[id] = ch
+	l.mu.Unlock()
+	if _, err := l.client.Enqueue(asynq.NewTask("bench:raw", []byte(id), asynq.TaskID(id), asynq.Queue(rawQueue))); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("no reply for %s", id)
+	}
+}
+
+func (l *rawLoop) close() {
+	l.srv.Shutdown()
+	l.ps.Close()
+	l.rdb.Close()
+}
+
+// drive makes n calls of call from the given number of clients, each with an
+// id of its own, and times them.
+func drive(ctx context.Context, clients, n int, call func(id string) error) *Outcome {
 	prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var seq atomic.Int64
-
 	out := &Outcome{ByStatus: map[int]int{}}
-	var omu sync.Mutex
+	var mu sync.Mutex
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range clients {
@@ -71,34 +172,25 @@ func RawAsynq(ctx context.Context, redisURL string, clients, n int) (*Outcome, e
 				if int(i) > n || ctx.Err() != nil {
 					return
 				}
-				id := prefix + "-" + strconv.FormatInt(i, 10)
-				ch := make(chan struct{})
-				mu.Lock()
-				waiting[id] = ch
-				mu.Unlock()
 				t0 := time.Now()
-				_, err := client.Enqueue(asynq.NewTask("bench:raw", []byte(id), asynq.TaskID(id), asynq.Queue(queue)))
-				if err == nil {
-					select {
-					case <-ch:
-					case <-time.After(30 * time.Second):
-						err = fmt.Errorf("no reply for %s", id)
-					}
-				}
+				err := call(prefix + "-" + strconv.FormatInt(i, 10))
 				d := time.Since(t0)
-				omu.Lock()
+				mu.Lock()
 				out.Sent++
 				if err != nil {
 					out.ByStatus[0]++
+					if len(out.Errors) < 10 {
+						out.Errors = append(out.Errors, err.Error())
+					}
 				} else {
 					out.ByStatus[200]++
 					out.Latencies = append(out.Latencies, d)
 				}
-				omu.Unlock()
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	out.Elapsed = time.Since(start)
-	return out, nil
+	return out
 }

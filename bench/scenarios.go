@@ -49,7 +49,8 @@ func sum(m map[string]int) int {
 }
 
 // Steady measures throughput and latency of sync executes at each client
-// count, beside a raw Asynq round trip on the cluster's Redis.
+// count, beside a raw Asynq round trip on the cluster's Redis, plain and
+// behind HTTP.
 func Steady(ctx context.Context, c *Cluster, levels []int, perLevel int) (*Report, error) {
 	r := &Report{Scenario: "steady load, sync builtin/echo"}
 	var all []string
@@ -58,11 +59,16 @@ func Steady(ctx context.Context, c *Cluster, levels []int, perLevel int) (*Repor
 		if err != nil {
 			return nil, err
 		}
+		rawHTTP, err := RawAsynqHTTP(ctx, c.RedisURL, clients, perLevel)
+		if err != nil {
+			return nil, err
+		}
 		out := c.Drive(ctx, Load{Clients: clients, Requests: perLevel})
 		all = append(all, out.Accepted...)
-		r.addf("clients %3d: execute %7.0f req/s p50 %6.2f ms p99 %7.2f ms | raw asynq %7.0f req/s p50 %6.2f ms p99 %7.2f ms | answers %s",
+		r.addf("clients %3d: execute %7.0f req/s p50 %6.2f ms p99 %7.2f ms | raw asynq %7.0f req/s p50 %6.2f ms p99 %7.2f ms | over http %7.0f req/s p50 %6.2f ms p99 %7.2f ms | answers %s",
 			clients, out.Throughput(), ms(out.Percentile(50)), ms(out.Percentile(99)),
-			raw.Throughput(), ms(raw.Percentile(50)), ms(raw.Percentile(99)), statusLine(out.ByStatus))
+			raw.Throughput(), ms(raw.Percentile(50)), ms(raw.Percentile(99)),
+			rawHTTP.Throughput(), ms(rawHTTP.Percentile(50)), ms(rawHTTP.Percentile(99)), statusLine(out.ByStatus))
 	}
 	r.verdict(c.Verify(ctx, all, time.Minute))
 	return r, nil

@@ -116,6 +116,36 @@ func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	return decode(h)
 }
 
+// outcomeFields are the fields of a record that say how its run ended, or
+// that it has not: what a sync answer holds.
+var outcomeFields = []string{fID, fAgentID, fStatus, fModel, fProvider, fRuntimeID, fRuntimeState,
+	fOutput, fError, fLogsRunner, fLogsRuntime, fUsage}
+
+// Outcome reads the fields of a record that say how its run ended, or that it
+// has not: id, agent, status, model, sandbox, output, error, logs and usage.
+// It reads and decodes less than Get: not the spec, the steps or the times.
+func (s *Store) Outcome(ctx context.Context, id string) (*Record, error) {
+	vals, err := s.rdb.HMGet(ctx, s.recordKey(id), outcomeFields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	h := make(map[string]string, len(outcomeFields))
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			h[outcomeFields[i]] = str
+		}
+	}
+	if h[fID] == "" {
+		return nil, ErrNotFound
+	}
+	r, err := decode(h)
+	if err != nil {
+		return nil, err
+	}
+	r.Spec.Model = h[fModel]
+	return r, nil
+}
+
 // startScript moves a non-terminal run to running, counts the attempt and
 // returns the whole record. A terminal run is returned unchanged.
 var startScript = redis.NewScript(`

@@ -71,6 +71,16 @@ func TestStoreLifecycle(t *testing.T) {
 	require.Len(t, done.Steps, 1)
 	require.Positive(t, done.Duration())
 
+	// The outcome is the same record, less what a sync answer does not show.
+	outcome, err := s.Outcome(ctx, rec.ID)
+	require.NoError(t, err)
+	require.Equal(t, run.Record{
+		ID: rec.ID, AgentID: rec.AgentID, Status: run.StatusCompleted,
+		Spec:     run.Spec{Model: "builtin/echo"},
+		Provider: "linux", RuntimeID: "sbx_1", RuntimeState: run.RuntimeEnded,
+		Output: "out", Logs: done.Logs, Usage: done.Usage,
+	}, *outcome)
+
 	// Terminal is final: no second result, no restart by a late retry.
 	err = s.Finish(ctx, rec.ID, &run.Result{Status: run.StatusFailed, Error: "late"})
 	require.ErrorIs(t, err, run.ErrTerminal)
@@ -102,6 +112,8 @@ func TestStoreNotFound(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	_, err := s.Get(ctx, "run_missing")
+	require.ErrorIs(t, err, run.ErrNotFound)
+	_, err = s.Outcome(ctx, "run_missing")
 	require.ErrorIs(t, err, run.ErrNotFound)
 	_, err = s.Start(ctx, "run_missing", "w")
 	require.ErrorIs(t, err, run.ErrNotFound)

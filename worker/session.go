@@ -234,6 +234,15 @@ func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 	defer wg.Wait()
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Bytes()
+		if typ, ok := agent.LeadingType(line); ok && isEvent(typ) {
+			// Most lines: stored whole, so checked, not decoded.
+			if !json.Valid(line) {
+				s.protocolError(fmt.Errorf("line %d is not a protocol message: %.200q", n, line))
+				return
+			}
+			s.event(typ, line)
+			continue
+		}
 		var msg agent.FromRuntime
 		if err := json.Unmarshal(line, &msg); err != nil || msg.Type == "" {
 			s.protocolError(fmt.Errorf("line %d is not a protocol message: %.200q", n, line))
@@ -264,16 +273,31 @@ func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 			s.result = &msg
 			s.mu.Unlock()
 			return // the runtime's last message
-		case agent.EventToolExecutionEnd:
-			s.countToolCall(line)
-			s.events.Add(run.Event{Type: msg.Type, Data: slices.Clone(line)})
 		default:
-			s.events.Add(run.Event{Type: msg.Type, Data: slices.Clone(line)})
+			s.event(msg.Type, line)
 		}
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, io.ErrClosedPipe) && !errors.Is(err, os.ErrClosed) {
 		s.protocolError(fmt.Errorf("reading the runtime's output: %v", err))
 	}
+}
+
+// isEvent reports whether a line of the given type is an event, rather than
+// a message the worker acts on.
+func isEvent(typ string) bool {
+	switch typ {
+	case agent.TypeLog, agent.TypeModelRequest, agent.TypeToolRequest, agent.TypeResult:
+		return false
+	}
+	return true
+}
+
+// event keeps an event line of the runtime in the run's stream.
+func (s *session) event(typ string, line []byte) {
+	if typ == agent.EventToolExecutionEnd {
+		s.countToolCall(line)
+	}
+	s.events.Add(run.Event{Type: typ, Data: slices.Clone(line)})
 }
 
 // countToolCall counts a tool call from its tool_execution_end event: every

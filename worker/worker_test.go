@@ -80,6 +80,7 @@ func TestMisbehavingRuntimesFailTheirRun(t *testing.T) {
 		want    string
 	}{
 		{"garbage", `read task; echo 'this is not json'; sleep 5`, "runtime protocol error: line 1 is not a protocol message"},
+		{"broken event", `read task; echo '{"type":"turn_start","turn":'; sleep 5`, "runtime protocol error: line 1 is not a protocol message"},
 		{"nothing", `read task; exit 3`, "the runtime exited without a result (exit code 3)"},
 		{"too much", `read task; head -c 9000000 /dev/zero | tr '\0' a; echo`, "runtime protocol error: reading the runtime's output"},
 	}

@@ -19,8 +19,8 @@ import (
 // BenchmarkRoundTrip measures, in one run and on one Redis, the sync execute
 // round trip of builtin/echo through HTTP, the worker and a sandbox, beside a
 // raw Asynq round trip (enqueue -> handler -> PUBLISH -> caller, one shared
-// subscription) with the same task check interval. It reports p50, p99 and
-// throughput at 1 and 64 concurrent clients.
+// subscription) with the same task check interval, plain and behind HTTP. It
+// reports p50, p99 and throughput at 1 and 64 concurrent clients.
 //
 //	go test -run '^$' -bench RoundTrip -benchtime 2000x ./internal/system/
 func BenchmarkRoundTrip(b *testing.B) {
@@ -31,17 +31,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("raw-asynq/clients=%d", clients), func(b *testing.B) {
-			r := systemtest.StartRedis(b)
-			out, err := bench.RawAsynq(context.Background(), r.URL, clients, b.N)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(out.Latencies) != b.N {
-				b.Fatalf("%d of %d round trips failed", b.N-len(out.Latencies), b.N)
-			}
-			b.ReportMetric(ms(out.Percentile(50)), "p50-ms")
-			b.ReportMetric(ms(out.Percentile(99)), "p99-ms")
-			b.ReportMetric(out.Throughput(), "req/s")
+			rawRoundTrips(b, clients, bench.RawAsynq)
+		})
+		b.Run(fmt.Sprintf("raw-asynq-http/clients=%d", clients), func(b *testing.B) {
+			rawRoundTrips(b, clients, bench.RawAsynqHTTP)
 		})
 		// The system's own work: the runtime in the worker's process, no
 		// process or sandbox per run (the target "before sandboxes").
@@ -54,6 +47,23 @@ func BenchmarkRoundTrip(b *testing.B) {
 			})
 		})
 	}
+}
+
+type rawFunc func(ctx context.Context, redisURL string, clients, n int) (*bench.Outcome, error)
+
+// rawRoundTrips measures a raw Asynq round trip, plain or behind HTTP.
+func rawRoundTrips(b *testing.B, clients int, raw rawFunc) {
+	r := systemtest.StartRedis(b)
+	out, err := raw(context.Background(), r.URL, clients, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(out.Latencies) != b.N {
+		b.Fatalf("%d of %d round trips failed: %v", b.N-len(out.Latencies), b.N, out.Errors)
+	}
+	b.ReportMetric(ms(out.Percentile(50)), "p50-ms")
+	b.ReportMetric(ms(out.Percentile(99)), "p99-ms")
+	b.ReportMetric(out.Throughput(), "req/s")
 }
 
 // executeRoundTrips measures sync executes of builtin/echo on a system
