@@ -27,7 +27,7 @@ func RawAsynq(ctx context.Context, redisURL string, clients, n int) (*Outcome, e
 		return nil, err
 	}
 	defer l.close()
-	return drive(ctx, clients, n, l.roundTrip), nil
+	return Concurrently(ctx, clients, n, l.roundTrip), nil
 }
 
 // RawAsynqHTTP is RawAsynq behind HTTP: each round trip is a JSON POST to an
@@ -64,18 +64,24 @@ func RawAsynqHTTP(ctx context.Context, redisURL string, clients, n int) (*Outcom
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	defer client.CloseIdleConnections()
 	url := "http://" + ln.Addr().String() + "/raw"
-	return drive(ctx, clients, n, func(id string) error {
-		resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(`{"id":"`+id+`"}`)))
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, resp.Body) // read to the end: the connection is reused
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return err
+	return Concurrently(ctx, clients, n, func(id string) error {
+		return PostOK(client, url, []byte(`{"id":"`+id+`"}`))
 	}), nil
+}
+
+// PostOK posts a JSON body and reads the answer to the end, so that the
+// connection is reused. An answer other than 200 is an error.
+func PostOK(client *http.Client, url string, body []byte) error {
+	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return err
 }
 
 // rawLoop is an Asynq server whose handler publishes the task's id, and the
@@ -154,9 +160,10 @@ func (l *rawLoop) close() {
 	l.rdb.Close()
 }
 
-// drive makes n calls of call from the given number of clients, each with an
-// id of its own, and times them.
-func drive(ctx context.Context, clients, n int, call func(id string) error) *Outcome {
+// Concurrently makes n calls of call from the given number of clients, each
+// with an id of its own, and times them. Failed calls are counted under
+// status 0, and the first ten errors kept.
+func Concurrently(ctx context.Context, clients, n int, call func(id string) error) *Outcome {
 	prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var seq atomic.Int64
 	out := &Outcome{ByStatus: map[int]int{}}

@@ -1,13 +1,9 @@
 package system_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,12 +54,7 @@ func rawRoundTrips(b *testing.B, clients int, raw rawFunc) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(out.Latencies) != b.N {
-		b.Fatalf("%d of %d round trips failed: %v", b.N-len(out.Latencies), b.N, out.Errors)
-	}
-	b.ReportMetric(ms(out.Percentile(50)), "p50-ms")
-	b.ReportMetric(ms(out.Percentile(99)), "p99-ms")
-	b.ReportMetric(out.Throughput(), "req/s")
+	report(b, out)
 }
 
 // executeRoundTrips measures sync executes of builtin/echo on a system
@@ -78,23 +69,11 @@ func executeRoundTrips(b *testing.B, clients int, setup func(*system.Config)) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	url := "http://" + sys.APIAddr + "/agent/v1/execute"
 	body := []byte(`{"prompt":"ping","model":"builtin/echo"}`)
-	measure(b, clients, func() error {
-		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		// Read to the end, so that the connection is reused.
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return err
-	})
+	measure(b, clients, func() error { return bench.PostOK(client, url, body) })
 }
 
-// measure runs b.N calls from the given number of clients and reports the
-// latency percentiles and the throughput.
+// measure runs b.N calls from the given number of clients, after a warm-up,
+// and reports the latency percentiles and the throughput.
 func measure(b *testing.B, clients int, call func() error) {
 	// Warm up: connections, pools, the first process starts.
 	for range min(clients, 16) {
@@ -102,53 +81,21 @@ func measure(b *testing.B, clients int, call func() error) {
 			b.Fatal(err)
 		}
 	}
-	lat := make([]time.Duration, b.N)
-	var next int64 = -1
-	var mu sync.Mutex
-	var firstErr error
 	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				next++
-				i := next
-				mu.Unlock()
-				if i >= int64(b.N) {
-					return
-				}
-				t0 := time.Now()
-				err := call()
-				lat[i] = time.Since(t0)
-				if err != nil {
-					mu.Lock()
-					firstErr = cmpErr(firstErr, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	out := bench.Concurrently(context.Background(), clients, b.N, func(string) error { return call() })
 	b.StopTimer()
-	if firstErr != nil {
-		b.Fatal(firstErr)
+	report(b, out)
+}
+
+// report fails the benchmark if a call failed, and reports the latency
+// percentiles and the throughput.
+func report(b *testing.B, out *bench.Outcome) {
+	if len(out.Latencies) != b.N {
+		b.Fatalf("%d of %d round trips failed: %v", b.N-len(out.Latencies), b.N, out.Errors)
 	}
-	slices.Sort(lat)
-	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(ms(out.Percentile(50)), "p50-ms")
+	b.ReportMetric(ms(out.Percentile(99)), "p99-ms")
+	b.ReportMetric(out.Throughput(), "req/s")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
