@@ -25,11 +25,28 @@ type Event struct {
 // EventEnd is the type of the last event of every run.
 const EventEnd = "run_end"
 
+// eventsLua begins every script that writes events: KEYS[2] is the run's
+// stream and ARGV[1] its length bound (maxEvents). addEvent writes the event
+// of sequence number seq; addEvents writes n (type, time, data) triples of
+// ARGV, from index first, after seq, and returns the last number.
+const eventsLua = `
+local function addEvent(seq, typ, time, data)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'type', typ, 'time', time, 'data', data)
+end
+local function addEvents(seq, first, n)
+  for i = 0, n - 1 do
+    seq = seq + 1
+    addEvent(seq, ARGV[first + i * 3], ARGV[first + 1 + i * 3], ARGV[first + 2 + i * 3])
+  end
+  return seq
+end
+`
+
 // appendScript appends events with consecutive sequence numbers and announces
 // them on the run's events channel; it also sets record fields, unless the run
 // has ended. KEYS: record, events. ARGV: maxEvents, retention ms, events
 // channel, m, then m field/value arguments, then (type, time, data) triples.
-var appendScript = redis.NewScript(`
+var appendScript = redis.NewScript(eventsLua + `
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return -1 end
 local m = tonumber(ARGV[4])
@@ -38,12 +55,7 @@ if m > 0 and st ~= 'completed' and st ~= 'failed' and st ~= 'cancelled' then
 end
 local e = 5 + m
 local n = (#ARGV - e + 1) / 3
-local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', n) - n
-for i = 0, n - 1 do
-  seq = seq + 1
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq,
-    'type', ARGV[e + i * 3], 'time', ARGV[e + 1 + i * 3], 'data', ARGV[e + 2 + i * 3])
-end
+local seq = addEvents(redis.call('HINCRBY', KEYS[1], 'eventSeq', n) - n, e, n)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PUBLISH', ARGV[3], seq)
 return seq

@@ -88,13 +88,13 @@ func (s *Store) Unexec(ctx context.Context, id string) error {
 // maxEvents, retention ms, event time (ms), completedAt, event data, error,
 // cancel channel, events channel. Returns {1, previous status, callbacks},
 // {0, status} when the run had ended, {-1} when it does not exist.
-var cancelScript = redis.NewScript(`
+var cancelScript = redis.NewScript(eventsLua + `
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {-1, ''} end
 if st == 'completed' or st == 'failed' or st == 'cancelled' then return {0, st} end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'runtimeState', 'ended', 'completedAt', ARGV[4], 'error', ARGV[6])
 local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'type', 'run_end', 'time', ARGV[3], 'data', ARGV[5])
+addEvent(seq, 'run_end', ARGV[3], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 local id = redis.call('HGET', KEYS[1], 'id')

@@ -218,20 +218,14 @@ func (s *Store) update(ctx context.Context, id string, fields ...any) error {
 // retention ms, event time, event data, events channel, n, then n (type, time,
 // data) triples, then field/value pairs. Returns {1, callbacks}, or {0} or
 // {-1} when the run has ended or does not exist.
-var finishScript = redis.NewScript(`
+var finishScript = redis.NewScript(eventsLua + `
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return {-1} end
 if st == 'completed' or st == 'failed' or st == 'cancelled' then return {0} end
 local n = tonumber(ARGV[6])
 redis.call('HSET', KEYS[1], unpack(ARGV, 7 + 3 * n))
-local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', n + 1) - n - 1
-for i = 0, n - 1 do
-  seq = seq + 1
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq,
-    'type', ARGV[7 + i * 3], 'time', ARGV[8 + i * 3], 'data', ARGV[9 + i * 3])
-end
-seq = seq + 1
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'type', 'run_end', 'time', ARGV[3], 'data', ARGV[4])
+local seq = addEvents(redis.call('HINCRBY', KEYS[1], 'eventSeq', n + 1) - n - 1, 7, n) + 1
+addEvent(seq, 'run_end', ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 local reply = redis.call('HGET', KEYS[1], 'replyTo')
