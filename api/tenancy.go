@@ -32,6 +32,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		case "/healthz", "/readyz", "/metrics":
 			return next(c)
 		}
+		// An open server has nothing to check; whether it is open is known
+		// without Redis but once per ttl.
+		if open, known := s.auth.openKnown(); known && open {
+			return next(c)
+		}
 		// The checks may call Redis, and a sync execute then waits on this
 		// goroutine: they are offloaded, to keep its stack small.
 		if err := s.offload(c.Request().Context(), func() error { return s.checkKey(c) }); err != nil {
@@ -143,14 +148,8 @@ func newAuthenticator(keys []APIKey, store *KeyStore, ttl time.Duration) *authen
 // open reports whether the server runs without keys. A key made in Redis
 // closes an open server within ttl.
 func (a *authenticator) open(ctx context.Context) (bool, error) {
-	if len(a.env) > 0 {
-		return false, nil
-	}
-	a.mu.Lock()
-	closed, fresh := a.closed, time.Since(a.checkedAt) < a.ttl
-	a.mu.Unlock()
-	if closed || fresh {
-		return !closed, nil
+	if open, known := a.openKnown(); known {
+		return open, nil
 	}
 	any, err := a.store.any(ctx)
 	if err != nil {
@@ -159,9 +158,23 @@ func (a *authenticator) open(ctx context.Context) (bool, error) {
 	a.mu.Lock()
 	a.closed = a.closed || any
 	a.checkedAt = time.Now()
-	closed = a.closed
+	closed := a.closed
 	a.mu.Unlock()
 	return !closed, nil
+}
+
+// openKnown is open when the answer is known without Redis (known): keys in
+// the settings, a stored key seen, or a check of Redis less than ttl ago.
+func (a *authenticator) openKnown() (open, known bool) {
+	if len(a.env) > 0 {
+		return false, true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || time.Since(a.checkedAt) < a.ttl {
+		return !a.closed, true
+	}
+	return false, false
 }
 
 func (a *authenticator) resolve(ctx context.Context, secret string) (principal, bool, error) {
