@@ -121,7 +121,7 @@ func (w *fuzzWorker) finish() {
 
 // FuzzRuntime feeds arbitrary bytes to the runtime after a valid task. The
 // runtime must return, without panicking, having written only protocol lines
-// (JSON objects with a type) and exactly one result, last.
+// (JSON objects that lead with their type) and exactly one result, last.
 func FuzzRuntime(f *testing.F) {
 	// The seed corpus is in testdata/fuzz/FuzzRuntime: answers, errors,
 	// tool calls (sandbox, host, not offered), stray and malformed lines.
@@ -162,6 +162,9 @@ func FuzzRuntime(f *testing.F) {
 			var msg FromRuntime
 			if err := json.Unmarshal([]byte(l), &msg); err != nil {
 				t.Fatalf("line %d: %v", i+1, err)
+			}
+			if typ, ok := LeadingType([]byte(l)); !ok || typ != msg.Type {
+				t.Fatalf("line %d does not lead with its type %q: %s", i+1, msg.Type, l)
 			}
 			if (msg.Type == TypeResult) != (i == len(lines)-1) {
 				t.Fatalf("line %d of %d is %q: want exactly one result, last", i+1, len(lines), msg.Type)
