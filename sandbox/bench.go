@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oneshot-dev/oneshot/internal/sandboxinit"
@@ -67,6 +69,39 @@ func Bench(ctx context.Context, n int, ways ...BenchWay) ([]BenchResult, error) 
 		results[i] = newBenchResult(w.Name, samples[i])
 	}
 	return results, nil
+}
+
+// Churn makes n sandboxes one way, from the given number of creators at
+// once, and returns how many it made per second. With ColdWay, each is
+// created, runs a first command and is destroyed: the ceiling of a worker
+// that uses a fresh sandbox per run.
+func Churn(ctx context.Context, w BenchWay, creators, n int) (perSecond float64, err error) {
+	var mu sync.Mutex
+	left := n
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range creators {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if left == 0 || err != nil {
+					mu.Unlock()
+					return
+				}
+				left--
+				mu.Unlock()
+				if _, e := w.Once(ctx); e != nil {
+					mu.Lock()
+					err = cmp.Or(err, fmt.Errorf("%s: %w", w.Name, e))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), err
 }
 
 // ColdWay creates a sandbox with d and measures from Create until its runtime
