@@ -105,7 +105,10 @@ type cgroupV1 struct {
 }
 
 // watchOOM kills the whole cgroup when its memory limit is hit: v1 has no
-// memory.oom.group, and the kernel would kill only the largest process.
+// memory.oom.group, and the kernel would kill only the largest process. The
+// kernel's OOM killer is turned off for the cgroup, so that a process over
+// the limit waits in the kernel until the watcher kills them all: a runtime
+// never sees a tool killed for memory and carries on.
 func (cg *cgroupV1) watchOOM() error {
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -123,13 +126,16 @@ func (cg *cgroupV1) watchOOM() error {
 		cg.oom.Close()
 		return err
 	}
+	// Best effort: where it cannot be turned off, the kernel kills the
+	// largest process, and the watcher the rest just after.
+	writeFile(cg.memory, "memory.oom_control", "1")
 	cg.oomDone = make(chan struct{})
 	go func() {
 		defer close(cg.oomDone)
 		var b [8]byte
-		// The event comes before the kernel's own OOM kill, so it cannot wait
-		// for oom_kill to count. (It would also come when the cgroup is
-		// removed, but remove closes the eventfd first.)
+		// The event comes before any kernel OOM kill, so it cannot wait for
+		// oom_kill to count. (It would also come when the cgroup is removed,
+		// but remove closes the eventfd first.)
 		if _, err := cg.oom.Read(b[:]); err == nil {
 			cg.oomed.Store(true)
 			cg.kill()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -206,6 +207,20 @@ func TestMemoryLimit(t *testing.T) {
 		out, _, exit := run(t, LinuxDriverName, cfg, Spec{MemoryMiB: 64})
 		require.NotContains(t, out, "survived")
 		require.True(t, exit.OOMKilled)
+	})
+	t.Run("linux/v1-kernel-oom-killer-off", func(t *testing.T) {
+		t.Parallel()
+		// On cgroup v1 the worker kills the whole sandbox: the kernel must
+		// not kill one process first, which the runtime could see.
+		sb := start(t, newTestDriver(t, LinuxDriverName, sh("sleep 60")), Spec{MemoryMiB: 64})
+		v1 := slices.ContainsFunc(cgroupOf(t, sb).cgroupDirs(), func(d string) bool {
+			_, err := os.Stat(filepath.Join(d, "memory.oom_control"))
+			return err == nil
+		})
+		if !v1 {
+			t.Skip("not a cgroup v1 host")
+		}
+		require.Contains(t, cgroupFile(t, sb, "memory.oom_control"), "oom_kill_disable 1")
 	})
 	t.Run("linux/memory-limit-hit-is-known-before-destroy", func(t *testing.T) {
 		t.Parallel()
