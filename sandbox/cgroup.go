@@ -211,10 +211,17 @@ func sweep(roots []string) (removed int) {
 	return removed
 }
 
+// killProcsTimeout bounds how long killProcs waits for a cgroup to empty. A
+// killed process leaves its cgroup once all its threads have exited: quick
+// for most, but gVisor's many-threaded processes took over 200 ms on a busy
+// machine.
+const killProcsTimeout = 10 * time.Second
+
 // killProcs kills every process listed in a cgroup.procs file until it is
 // empty. Processes may fork while it runs, so it reads the list again.
 func killProcs(procsFile string) error {
-	for range 200 {
+	deadline := time.Now().Add(killProcsTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		b, err := os.ReadFile(procsFile)
 		if err != nil {
 			return fmt.Errorf("cgroup: kill: %w", err)
@@ -223,14 +230,16 @@ func killProcs(procsFile string) error {
 		if len(pids) == 0 {
 			return nil
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup: kill: processes still in %s after %s: %s", procsFile, killProcsTimeout, strings.Join(pids, " "))
+		}
 		for _, p := range pids {
 			if pid, err := strconv.Atoi(p); err == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		time.Sleep(time.Millisecond) // let the kernel reap what was killed
+		time.Sleep(wait) // let the kernel reap what was killed
 	}
-	return fmt.Errorf("cgroup: kill: processes still in %s", procsFile)
 }
 
 // rmdirAll removes cgroup folders, retrying while the last processes are
