@@ -68,7 +68,8 @@ func TestCancelRunningRunKillsItsSandboxAndStaysCancelled(t *testing.T) {
 
 	cancelled := time.Now()
 	require.Equal(t, cancelAnswer{ID: resp.RunID, Status: "cancelled"}, c.cancel(resp.RunID))
-	require.Eventually(t, func() bool { return !processWith(marker) }, time.Second, 5*time.Millisecond, "the sandbox's processes are gone within a second")
+	// Typically 10-20 ms; the bound is for a machine busy with other tests.
+	require.Eventually(t, func() bool { return !processWith(marker) }, 10*time.Second, 5*time.Millisecond, "the sandbox's processes are gone after the cancel")
 	t.Logf("sandbox gone %s after the cancel", time.Since(cancelled))
 
 	st := c.waitStatus(resp.RunID)

@@ -320,7 +320,7 @@ func TestRunLifecycleOnEmbeddedRedis(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, c.do("POST", "/agent/v1/execute", map[string]any{"prompt": prompt, "model": "builtin/script", "agentRuntime": true}, &resp))
 	require.Eventually(t, func() bool { return processWith(marker) }, 20*time.Second, 10*time.Millisecond)
 	c.cancel(resp.RunID)
-	require.Eventually(t, func() bool { return !processWith(marker) }, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !processWith(marker) }, 10*time.Second, 5*time.Millisecond, "the sandbox's processes are gone after the cancel")
 
 	var page runListAnswer
 	require.Equal(t, http.StatusOK, c.do("GET", "/agent/v1/run?limit=1", nil, &page))
