@@ -147,10 +147,10 @@ func TestStoredKeysAndRevocation(t *testing.T) {
 	revoked, err := keys.Revoke(ctx, info.Prefix)
 	require.NoError(t, err)
 	require.Equal(t, info.ID, revoked.ID)
-	start := time.Now()
-	require.Eventually(t, func() bool { return c.as(secret).do("GET", "/agent/v1/agents", nil, nil) == http.StatusUnauthorized },
-		5*time.Second, window/10, "a revoked key is refused")
-	require.Less(t, time.Since(start), window+time.Second)
+	// Once the cache window has passed, the next request is refused: no
+	// bound on how fast the machine answers it.
+	time.Sleep(window + 50*time.Millisecond)
+	require.Equal(t, http.StatusUnauthorized, c.as(secret).do("GET", "/agent/v1/agents", nil, nil), "a revoked key is refused once the cache window has passed")
 
 	// Revoking the last key does not open the server again.
 	time.Sleep(2 * window)

@@ -212,6 +212,6 @@ func TestCancelWhoseAnnouncementIsLostStillStopsTheRun(t *testing.T) {
 
 	// Cancelled behind the workers' backs: no announcement.
 	require.NoError(t, r.Client(t).HSet(context.Background(), "oneshot:run:{"+resp.RunID+"}", "status", "cancelled").Err())
-	require.Eventually(t, func() bool { return !processWith(marker) }, 3*time.Second, 10*time.Millisecond, "the status poll stops the run")
+	require.Eventually(t, func() bool { return !processWith(marker) }, 15*time.Second, 10*time.Millisecond, "the status poll stops the run")
 	require.Equal(t, "cancelled", c.waitStatus(resp.RunID).Status)
 }

@@ -37,7 +37,7 @@ func TestOffloadBoundsWorkAtOnce(t *testing.T) {
 			assert.NoError(t, err)
 		}()
 	}
-	require.Eventually(t, func() bool { return count() == 2 }, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return count() == 2 }, 10*time.Second, time.Millisecond)
 	close(release)
 	wg.Wait()
 	require.Equal(t, 2, most)
