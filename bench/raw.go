@@ -143,13 +143,20 @@ func (l *rawLoop) roundTrip(id string) error {
 	l.mu.Lock()
 	l.waiting[id] = ch
 	l.mu.Unlock()
+	forget := func() {
+		l.mu.Lock()
+		delete(l.waiting, id)
+		l.mu.Unlock()
+	}
 	if _, err := l.client.Enqueue(asynq.NewTask("bench:raw", []byte(id), asynq.TaskID(id), asynq.Queue(rawQueue))); err != nil {
+		forget()
 		return err
 	}
 	select {
 	case <-ch:
 		return nil
 	case <-time.After(30 * time.Second):
+		forget()
 		return fmt.Errorf("no reply for %s", id)
 	}
 }
