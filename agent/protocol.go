@@ -123,6 +123,17 @@ func LeadingType(line []byte) (typ string, ok bool) {
 	return string(rest[:end]), true
 }
 
+// IsEvent reports whether a line of the runtime of the given type is an
+// event, kept in the run's stream, rather than a message the worker acts on
+// (a log line, a request, the result).
+func IsEvent(typ string) bool {
+	switch typ {
+	case TypeLog, TypeModelRequest, TypeToolRequest, TypeResult:
+		return false
+	}
+	return true
+}
+
 // FromRuntime is a message from the runtime to the worker. Events carry fields
 // of their own, which the worker keeps by storing event lines whole.
 type FromRuntime struct {

@@ -234,7 +234,7 @@ func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 	defer wg.Wait()
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Bytes()
-		if typ, ok := agent.LeadingType(line); ok && isEvent(typ) {
+		if typ, ok := agent.LeadingType(line); ok && agent.IsEvent(typ) {
 			// Most lines: stored whole, so checked, not decoded.
 			if !json.Valid(line) {
 				s.protocolError(fmt.Errorf("line %d is not a protocol message: %.200q", n, line))
@@ -280,16 +280,6 @@ func (s *session) readLoop(ctx context.Context, stdout io.Reader) {
 	if err := sc.Err(); err != nil && !errors.Is(err, io.ErrClosedPipe) && !errors.Is(err, os.ErrClosed) {
 		s.protocolError(fmt.Errorf("reading the runtime's output: %v", err))
 	}
-}
-
-// isEvent reports whether a line of the given type is an event, rather than
-// a message the worker acts on.
-func isEvent(typ string) bool {
-	switch typ {
-	case agent.TypeLog, agent.TypeModelRequest, agent.TypeToolRequest, agent.TypeResult:
-		return false
-	}
-	return true
 }
 
 // event keeps an event line of the runtime in the run's stream.
